@@ -1,0 +1,107 @@
+# opskit — one GNU Makefile. Each program directory contributes a module.mk
+# (its sources, libraries, Debian packages, man page); this file holds the rules.
+#
+#   make            build every program into build/
+#   make deps       install the Debian packages the build and tests need (root)
+#   make test       deps + build + unit tests + e2e tests
+#   make asan       the same suite against an ASan+UBSan build in build-asan/
+#   make demo       deps + build + show the tools working on loopback
+#   make bench      benchmarks against peers (bench/)
+#   make fuzz       build libFuzzer targets (clang) and run each briefly
+#   make install    PREFIX=/usr/local DESTDIR=
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PYTHON   ?= /usr/bin/python3
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Ilib -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+OBJ      := $(BUILD)/obj
+LIBOPSKIT := $(BUILD)/libopskit.a
+
+# Filled in by the module.mk files.
+PROGRAMS  :=
+MANPAGES  :=
+DEPS_PKGS := build-essential pkg-config libcmocka-dev python3-pytest clang
+LIB_SRCS  :=
+FUZZERS   :=
+
+objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+pkg  = $(shell pkg-config --libs $(1) 2>/dev/null)
+pkgcflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
+
+.PHONY: all deps test unit e2e asan demo bench fuzz install clean
+all:
+
+include lib/module.mk
+include $(sort $(wildcard */module.mk))
+
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+
+all: $(PROGRAMS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBOPSKIT): $(call objs,$(LIB_SRCS))
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+# Unit tests: tests/unit/test_X.c linked with libopskit and cmocka. A module.mk
+# may add prerequisites (program objects) and LDLIBS to its own tests.
+$(BUILD)/tests/unit/test_%: $(OBJ)/tests/unit/test_%.o $(LIBOPSKIT)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/deps.sh $(sort $(DEPS_PKGS))
+
+unit: $(UNIT_TESTS)
+	@set -e; n=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; n=$$((n+1)); done; \
+	echo "unit: $$n cmocka test programs passed"
+
+e2e: all
+	OPSKIT_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -ra -q tests/e2e $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
+
+asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all unit e2e
+
+demo: deps
+	$(MAKE) all
+	@scripts/demo.sh $(abspath $(BUILD))
+
+bench: deps
+	$(MAKE) all
+	@set -e; for b in $(sort $(wildcard bench/*.sh)); do echo "== $$b"; OPSKIT_BUILD=$(abspath $(BUILD)) bash $$b; done
+
+FUZZ_BUILD := $(BUILD)/fuzz
+fuzz: deps
+	@set -e; for f in $(sort $(wildcard fuzz/fuzz_*.c)); do \
+	  n=$$(basename $$f .c); echo "== $$n"; mkdir -p $(FUZZ_BUILD); \
+	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib -fsanitize=fuzzer,address,undefined \
+	    -o $(FUZZ_BUILD)/$$n $$f $(filter-out lib/main%,$(LIB_SRCS)) $(FUZZ_LDLIBS); \
+	  $(FUZZ_BUILD)/$$n -max_total_time=$${FUZZ_SECONDS:-20} -print_final_stats=0 fuzz/corpus/$$n 2>&1 | tail -2 || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
+	@set -e; for p in $(PROGRAMS); do case $$p in \
+	  *.so) install -m 0644 $$p $(DESTDIR)$(PREFIX)/lib/ ;; \
+	  *) install -m 0755 $$p $(DESTDIR)$(PREFIX)/bin/ ;; esac; done
+	@set -e; for m in $(MANPAGES); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
