@@ -85,14 +85,21 @@ bench: deps
 	$(MAKE) all
 	@set -e; for b in $(sort $(wildcard bench/*.sh)); do echo "== $$b"; OPSKIT_BUILD=$(abspath $(BUILD)) bash $$b; done
 
-FUZZ_BUILD := $(BUILD)/fuzz
+# libFuzzer targets: fuzz/fuzz_NAME.c is linked with every lib/ source, plus
+# FUZZ_SRCS_fuzz_NAME (program sources) and FUZZ_LDLIBS_fuzz_NAME from module.mk.
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib -fsanitize=fuzzer,address,undefined
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(LIB_SRCS) $$(FUZZ_SRCS_fuzz_$$*)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LDLIBS_fuzz_$*)
+
 fuzz: deps
-	@set -e; for f in $(sort $(wildcard fuzz/fuzz_*.c)); do \
-	  n=$$(basename $$f .c); echo "== $$n"; mkdir -p $(FUZZ_BUILD); \
-	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib -fsanitize=fuzzer,address,undefined \
-	    -o $(FUZZ_BUILD)/$$n $$f $(filter-out lib/main%,$(LIB_SRCS)) $(FUZZ_LDLIBS); \
-	  $(FUZZ_BUILD)/$$n -max_total_time=$${FUZZ_SECONDS:-20} -print_final_stats=0 fuzz/corpus/$$n 2>&1 | tail -2 || exit 1; \
-	done
+	$(MAKE) $(FUZZ_TARGETS)
+	@set -e; for f in $(FUZZ_TARGETS); do n=$$(basename $$f); echo "== $$n"; \
+	  mkdir -p fuzz/corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-20} fuzz/corpus/$$n 2>&1 | tail -1; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
