@@ -93,7 +93,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib -fsanitize=fuzzer,address,
 .SECONDEXPANSION:
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(LIB_SRCS) $$(FUZZ_SRCS_fuzz_$$*)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LDLIBS_fuzz_$*)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LDLIBS_fuzz_$*) $(LIB_LDLIBS)
 
 fuzz: deps
 	$(MAKE) $(FUZZ_TARGETS)
