@@ -50,6 +50,8 @@ struct flags_def {
     const char *description; /* paragraph printed after the synopsis; may be NULL */
     enum flags_style style;
     const struct flag_spec *specs; /* terminated by an entry with name==NULL && short_name==0 */
+    int stop_at_operand;  /* GNU style: options end at the first operand (wrappers that
+                             run a command: `wrap -x -- cmd -y` and `wrap -x cmd -y`) */
 };
 
 enum { FLAGS_OK = 0, FLAGS_ERROR = -1, FLAGS_HELP = 1, FLAGS_VERSION = 2 };
