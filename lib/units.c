@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +79,7 @@ int units_parse_bytes(const char *s, uint64_t *out, char *err, size_t errlen)
             continue;
         /* Integers without a fraction are exact in uint64 arithmetic (a double
          * loses precision above 2^53); fractions go through double like Go. */
-        if (dots == 0 && size_units[k].mult == floor(size_units[k].mult)) {
+        if (dots == 0) {
             errno = 0;
             unsigned long long v = strtoull(num, NULL, 10);
             uint64_t m = (uint64_t)size_units[k].mult;
