@@ -17,15 +17,18 @@ CFLAGS   ?= -O2 -g
 PYTHON   ?= /usr/bin/python3
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Ilib -MMD -MP
-ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+# SAN_FLAGS is set by `make asan`; code that must not be instrumented (an
+# LD_PRELOAD shim loaded into uninstrumented programs) compiles without it.
+SAN_FLAGS ?=
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -Ilib -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS) $(EXTRA_LDFLAGS)
 OBJ      := $(BUILD)/obj
 LIBOPSKIT := $(BUILD)/libopskit.a
 
 # Filled in by the module.mk files.
 PROGRAMS  :=
 MANPAGES  :=
-DEPS_PKGS := build-essential pkg-config libcmocka-dev python3-pytest clang
+DEPS_PKGS := build-essential pkg-config libcmocka-dev python3-pytest clang libclang-rt-14-dev
 LIB_SRCS  :=
 FUZZERS   :=
 
@@ -74,8 +77,11 @@ test: deps
 	$(MAKE) e2e
 
 asan: deps
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all unit e2e
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit e2e
 
 demo: deps
 	$(MAKE) all
