@@ -54,7 +54,7 @@ static int parse_dec(const char **p, uint64_t max, uint64_t *out)
         return -1;
     while (*s >= '0' && *s <= '9') {
         unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
+        if (d > max || v > (max - d) / 10)
             return -1;
         v = v * 10 + d;
         s++;

@@ -12,5 +12,6 @@ $(BUILD)/sabo: $(call objs,$(SABO_SRCS)) $(LIBOPSKIT)
 # Unit tests link the program's modules (main.c stays out).
 $(BUILD)/tests/unit/test_sabo_bucket: $(OBJ)/sabo/bucket.o
 $(BUILD)/tests/unit/test_sabo_bucket: LDLIBS += -lm
-$(BUILD)/tests/unit/test_sabo_lockname: $(OBJ)/sabo/lockname.o $(OBJ)/sabo/group.o
+$(BUILD)/tests/unit/test_sabo_lockname: $(OBJ)/sabo/lockname.o
+$(BUILD)/tests/unit/test_sabo_group: $(OBJ)/sabo/group.o $(OBJ)/sabo/lockname.o
 $(BUILD)/tests/unit/test_sabo_progress: $(OBJ)/sabo/progress.o
