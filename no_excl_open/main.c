@@ -27,10 +27,10 @@
 #define SHIM_NAME "open_no_excl.so"
 
 struct opts {
-    char paths[8192];  /* joined --paths values; "" when none given */
+    char paths[8192]; /* joined --paths values; "" when none given */
     int paths_given;
     int debug;
-    const char *shim;  /* --shim */
+    const char *shim; /* --shim */
 };
 
 static void usage(FILE *out)
@@ -73,10 +73,8 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
 static void add_paths(struct opts *o, const char *v)
 {
     size_t have = strlen(o->paths), add = strlen(v);
-    if (have + add + 2 > sizeof o->paths)
-        fail("--paths: too long (%s)", v);
-    if (have > 0)
-        o->paths[have++] = ':';
+    if (have + add + 2 > sizeof o->paths) fail("--paths: too long (%s)", v);
+    if (have > 0) o->paths[have++] = ':';
     memcpy(o->paths + have, v, add + 1);
     o->paths_given = 1;
 }
@@ -87,10 +85,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
     int i = 1;
     while (i < argc) {
         const char *a = argv[i];
-        if (strcmp(a, "--") == 0)
-            return i + 1;
-        if (a[0] != '-' || a[1] == '\0')
-            return i;
+        if (strcmp(a, "--") == 0) return i + 1;
+        if (a[0] != '-' || a[1] == '\0') return i;
         if (a[1] == '-') {
             const char *name = a + 2, *eq = strchr(name, '=');
             size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
@@ -113,8 +109,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
             }
             if (takes) {
                 if (val == NULL) {
-                    if (i + 1 >= argc)
-                        fail("flag needs an argument: %s", a);
+                    if (i + 1 >= argc) fail("flag needs an argument: %s", a);
                     val = argv[++i];
                 }
                 if (takes == 1)
@@ -191,13 +186,11 @@ static void find_shim(const struct opts *o, char out[PATH_MAX])
              strerror(errno));
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
-    if (slash != NULL)
-        *slash = '\0';
+    if (slash != NULL) *slash = '\0';
     snprintf(cand[0], sizeof cand[0], "%s/%s", exe, SHIM_NAME);
     snprintf(cand[1], sizeof cand[1], "%s/../lib/%s", exe, SHIM_NAME);
     for (int k = 0; k < 2; k++)
-        if (is_readable_file(cand[k]) && realpath(cand[k], out) != NULL)
-            return;
+        if (is_readable_file(cand[k]) && realpath(cand[k], out) != NULL) return;
     fprintf(stderr,
             PROG ": cannot find " SHIM_NAME " (looked for %s and %s); install it or set "
                  "NO_EXCL_OPEN_SHIM\n",
@@ -209,8 +202,7 @@ int main(int argc, char **argv)
 {
     static struct opts o;
     int cmd = parse_args(&o, argc, argv);
-    if (cmd >= argc)
-        fail("missing COMMAND (usage: " PROG " [OPTIONS] [--] COMMAND [ARGS...])");
+    if (cmd >= argc) fail("missing COMMAND (usage: " PROG " [OPTIONS] [--] COMMAND [ARGS...])");
 
     char shim[PATH_MAX];
     find_shim(&o, shim);
@@ -220,8 +212,7 @@ int main(int argc, char **argv)
     /* ld.so prints a warning and runs the command WITHOUT a preload it cannot
      * load; refuse instead. */
     void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
-    if (h == NULL)
-        fail("cannot load shim: %s", dlerror());
+    if (h == NULL) fail("cannot load shim: %s", dlerror());
 
     static char preload[PATH_MAX * 3];
     const char *old = getenv("LD_PRELOAD");

@@ -31,7 +31,7 @@ $(BUILD)/no_excl_open: $(call objs,no_excl_open/main.c)
 # Test-only helper for the e2e test and demo (recreates the log right after
 # logrotate renames it): built with everything, never installed.
 all: $(NXO_HOOK)
-$(NXO_HOOK): $(NXO_PIC)/test_rename_hook.o $(NXO_PIC)/nxo.o
+$(NXO_HOOK): $(NXO_PIC)/test_rename_hook.o
 	@mkdir -p $(@D)
 	$(CC) $(NXO_CFLAGS) $(NXO_LDFLAGS) -shared -Wl,-z,defs -o $@ $^ -ldl
 

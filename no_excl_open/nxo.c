@@ -16,31 +16,26 @@ int nxo_rule_applies(int flags)
 
 size_t nxo_path_normalize(char *buf)
 {
-    if (buf[0] != '/')
-        return 0;
+    if (buf[0] != '/') return 0;
     /* Output never gets ahead of input: each component is preceded by at
      * least one slash in the input and exactly one in the output. */
     size_t w = 1, r = 1;
     for (;;) {
         while (buf[r] == '/')
             r++;
-        if (buf[r] == '\0')
-            break;
+        if (buf[r] == '\0') break;
         size_t s = r;
         while (buf[r] != '/' && buf[r] != '\0')
             r++;
         size_t len = r - s;
-        if (len == 1 && buf[s] == '.')
-            continue;
+        if (len == 1 && buf[s] == '.') continue;
         if (len == 2 && buf[s] == '.' && buf[s + 1] == '.') {
             while (w > 1 && buf[w - 1] != '/')
                 w--;
-            if (w > 1)
-                w--;
+            if (w > 1) w--;
             continue;
         }
-        if (w > 1)
-            buf[w++] = '/';
+        if (w > 1) buf[w++] = '/';
         memmove(buf + w, buf + s, len);
         w += len;
     }
@@ -52,15 +47,12 @@ int nxo_path_absolute(char *out, size_t outsz, const char *base, const char *nam
 {
     size_t nlen = strlen(name);
     if (name[0] == '/') {
-        if (nlen + 1 > outsz)
-            return -1;
+        if (nlen + 1 > outsz) return -1;
         memcpy(out, name, nlen + 1);
     } else {
-        if (base == NULL || base[0] != '/')
-            return -1;
+        if (base == NULL || base[0] != '/') return -1;
         size_t blen = strlen(base);
-        if (blen + 1 + nlen + 1 > outsz)
-            return -1;
+        if (blen + 1 + nlen + 1 > outsz) return -1;
         memcpy(out, base, blen);
         out[blen] = '/';
         memcpy(out + blen + 1, name, nlen + 1);
@@ -71,11 +63,9 @@ int nxo_path_absolute(char *out, size_t outsz, const char *base, const char *nam
 
 int nxo_path_under(const char *path, const char *prefix)
 {
-    if (path[0] != '/' || prefix[0] != '/')
-        return 0;
+    if (path[0] != '/' || prefix[0] != '/') return 0;
     size_t plen = strlen(prefix);
-    if (plen == 1)
-        return 1;
+    if (plen == 1) return 1;
     return strncmp(path, prefix, plen) == 0 && (path[plen] == '\0' || path[plen] == '/');
 }
 
@@ -91,8 +81,7 @@ int nxo_paths_append(char *list, size_t listsz, const char *path)
 {
     size_t used = list_used(list);
     size_t len = strlen(path);
-    if (used + len + 2 > listsz || len == 0)
-        return -1;
+    if (used + len + 2 > listsz || len == 0) return -1;
     memcpy(list + used, path, len + 1);
     list[used + len + 1] = '\0';
     return 0;
@@ -103,8 +92,7 @@ int nxo_paths_parse(char *list, size_t listsz, const char *spec, const char *cwd
     char entry[NXO_PATH_BUF], abs[NXO_PATH_BUF];
     int n = 0, overflow = 0;
 
-    if (listsz == 0)
-        return -1;
+    if (listsz == 0) return -1;
     list[0] = '\0';
     while (*spec != '\0') {
         const char *end = strchr(spec, ':');
@@ -124,8 +112,7 @@ int nxo_paths_parse(char *list, size_t listsz, const char *spec, const char *cwd
             }
         }
         spec += len;
-        if (*spec == ':')
-            spec++;
+        if (*spec == ':') spec++;
     }
     return overflow ? -1 : n;
 }
@@ -133,8 +120,7 @@ int nxo_paths_parse(char *list, size_t listsz, const char *spec, const char *cwd
 int nxo_paths_match(const char *list, const char *path)
 {
     for (const char *p = list; *p != '\0'; p += strlen(p) + 1)
-        if (nxo_path_under(path, p))
-            return 1;
+        if (nxo_path_under(path, p)) return 1;
     return 0;
 }
 
@@ -154,41 +140,43 @@ int nxo_preload_strip(char *value, const char *self)
     size_t r = 0, w = 0;
     int removed = 0;
 
-    if (selfblen == 0)
-        return 0;
-    while (value[r] != '\0') {
-        size_t sep = r;
-        while (value[r] == ' ' || value[r] == ':')
-            r++;
-        if (value[r] == '\0')
-            break;
-        size_t s = r;
-        while (value[r] != '\0' && value[r] != ' ' && value[r] != ':')
-            r++;
-        size_t len = r - s, blen;
-        const char *b = base_name(value + s, len, &blen);
-        int ours = (len == selflen && memcmp(value + s, self, len) == 0) ||
-                   (blen == selfblen && memcmp(b, selfbase, blen) == 0);
-        if (ours) {
-            removed = 1;
-            continue;
+    if (selfblen == 0) return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0 only looks; pass 1 (when we are listed) compacts in place */
+        r = w = 0;
+        while (value[r] != '\0') {
+            size_t sep = r;
+            while (value[r] == ' ' || value[r] == ':')
+                r++;
+            if (value[r] == '\0') break;
+            size_t s = r;
+            while (value[r] != '\0' && value[r] != ' ' && value[r] != ':')
+                r++;
+            size_t len = r - s, blen;
+            const char *b = base_name(value + s, len, &blen);
+            int ours = (len == selflen && memcmp(value + s, self, len) == 0) ||
+                       (blen == selfblen && memcmp(b, selfbase, blen) == 0);
+            if (ours) {
+                removed = 1;
+                continue;
+            }
+            if (pass == 0) continue;
+            /* keep the separator that stood before this entry (one char) */
+            if (w > 0) value[w++] = s > sep ? value[s - 1] : ' ';
+            memmove(value + w, value + s, len);
+            w += len;
         }
-        /* keep the separator that stood before this entry (one char) */
-        if (w > 0)
-            value[w++] = s > sep ? value[s - 1] : ' ';
-        memmove(value + w, value + s, len);
-        w += len;
+        if (!removed) return 0;
     }
-    if (removed)
-        value[w] = '\0';
-    return removed;
+    value[w] = '\0';
+    return 1;
 }
 
 /* ---- debug line ---- */
 
 struct sbuf {
     char *p;
-    size_t len, cap; /* cap excludes room kept for the final "\n" */
+    size_t len, cap; /* cap excludes room kept for the final "\n" and NUL */
 };
 
 static void sb_str(struct sbuf *b, const char *s)
@@ -252,22 +240,27 @@ static void sb_flags(struct sbuf *b, int flags)
         int bit;
         const char *name;
     } names[] = {
-        {O_TMPFILE, "O_TMPFILE"},     {O_SYNC, "O_SYNC"},
-        {O_CREAT, "O_CREAT"},         {O_EXCL, "O_EXCL"},
-        {O_NOCTTY, "O_NOCTTY"},       {O_TRUNC, "O_TRUNC"},
-        {O_APPEND, "O_APPEND"},       {O_NONBLOCK, "O_NONBLOCK"},
-        {O_DSYNC, "O_DSYNC"},
-        {O_ASYNC, "O_ASYNC"},         {O_DIRECT, "O_DIRECT"},
-        {O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"},
-        {O_NOATIME, "O_NOATIME"},     {O_CLOEXEC, "O_CLOEXEC"},
+        {O_TMPFILE, "O_TMPFILE"},   {O_SYNC, "O_SYNC"},         {O_CREAT, "O_CREAT"},
+        {O_EXCL, "O_EXCL"},         {O_NOCTTY, "O_NOCTTY"},     {O_TRUNC, "O_TRUNC"},
+        {O_APPEND, "O_APPEND"},     {O_NONBLOCK, "O_NONBLOCK"}, {O_DSYNC, "O_DSYNC"},
+        {O_ASYNC, "O_ASYNC"},       {O_DIRECT, "O_DIRECT"},     {O_DIRECTORY, "O_DIRECTORY"},
+        {O_NOFOLLOW, "O_NOFOLLOW"}, {O_NOATIME, "O_NOATIME"},   {O_CLOEXEC, "O_CLOEXEC"},
         {O_PATH, "O_PATH"},
     };
     unsigned rest = (unsigned)flags & ~(unsigned)O_ACCMODE;
     switch (flags & O_ACCMODE) {
-    case O_RDONLY: sb_str(b, "O_RDONLY"); break;
-    case O_WRONLY: sb_str(b, "O_WRONLY"); break;
-    case O_RDWR: sb_str(b, "O_RDWR"); break;
-    default: sb_str(b, "O_ACCMODE"); break;
+    case O_RDONLY:
+        sb_str(b, "O_RDONLY");
+        break;
+    case O_WRONLY:
+        sb_str(b, "O_WRONLY");
+        break;
+    case O_RDWR:
+        sb_str(b, "O_RDWR");
+        break;
+    default:
+        sb_str(b, "O_ACCMODE");
+        break;
     }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         unsigned bit = (unsigned)names[i].bit;
@@ -287,9 +280,8 @@ static void sb_flags(struct sbuf *b, int flags)
 size_t nxo_debug_format(char *buf, size_t bufsz, const char *what, const char *fn, int dirfd,
                         const char *path, int flags, unsigned mode, int result, int err)
 {
-    if (bufsz < 2)
-        return 0;
-    struct sbuf b = {buf, 0, bufsz - 1};
+    if (bufsz < 3) return 0;
+    struct sbuf b = {buf, 0, bufsz - 2};
     sb_str(&b, "no_excl_open: ");
     sb_str(&b, fn);
     sb_str(&b, "(");
@@ -319,5 +311,6 @@ size_t nxo_debug_format(char *buf, size_t bufsz, const char *what, const char *f
         }
     }
     buf[b.len++] = '\n';
+    buf[b.len] = '\0';
     return b.len;
 }

@@ -52,8 +52,8 @@ int nxo_preload_strip(char *value, const char *self);
 /* Does the original's rule apply: O_CREAT, O_RDWR access and no O_TRUNC? */
 int nxo_rule_applies(int flags);
 
-/* Format the NO_EXCL_OPEN_DEBUG line into buf[bufsz] (always ends in "\n",
- * truncating a long path). fn is "open", "openat", ...; dirfd < -1000 means
+/* Format the NO_EXCL_OPEN_DEBUG line into buf[bufsz] (NUL-terminated, always
+ * ends in "\n", cut short if it does not fit). fn is "open", "openat", ...; dirfd < -1000 means
  * "no dirfd" (open/open64); result is the fd or -1 with err. Returns length. */
 size_t nxo_debug_format(char *buf, size_t bufsz, const char *what, const char *fn, int dirfd,
                         const char *path, int flags, unsigned mode, int result, int err);

@@ -12,8 +12,8 @@
  * NO_EXCL_OPEN_DEBUG) is read once. The constructor removes the shim from
  * LD_PRELOAD so that children (postrotate scripts, compressors, mail) run
  * without it. */
-#undef _FORTIFY_SOURCE    /* we define open() ourselves */
-#undef _FILE_OFFSET_BITS  /* keep open and open64 distinct symbols */
+#undef _FORTIFY_SOURCE   /* we define open() ourselves */
+#undef _FILE_OFFSET_BITS /* keep open and open64 distinct symbols */
 #include "nxo.h"
 
 #include <dlfcn.h>
@@ -85,17 +85,14 @@ static void *fallback_fn(enum nxo_fn i)
 static void *next(enum nxo_fn i)
 {
     void *f = __atomic_load_n(&next_fn[i], __ATOMIC_ACQUIRE);
-    if (__builtin_expect(f != NULL, 1))
-        return f;
-    if (nxo_busy)
-        return fallback_fn(i);
+    if (__builtin_expect(f != NULL, 1)) return f;
+    if (nxo_busy) return fallback_fn(i);
     int saved = errno;
     nxo_busy = 1;
     f = dlsym(RTLD_NEXT, fn_names[i]);
     nxo_busy = 0;
     errno = saved;
-    if (f == NULL)
-        f = fallback_fn(i);
+    if (f == NULL) f = fallback_fn(i);
     __atomic_store_n(&next_fn[i], f, __ATOMIC_RELEASE);
     return f;
 }
@@ -128,8 +125,7 @@ static void cfg_load(void)
     cfg_scoped = 0;
     cfg_list[0] = '\0';
     /* Unset, empty or only colons: everywhere, as the original. */
-    if (spec == NULL || spec[strspn(spec, ":")] == '\0')
-        return;
+    if (spec == NULL || spec[strspn(spec, ":")] == '\0') return;
     cfg_scoped = 1;
 
     char cwd[PATH_MAX];
@@ -144,8 +140,7 @@ static void cfg_load(void)
         end += strlen(end) + 1;
     for (const char *p = cfg_list; p < end; p += strlen(p) + 1) {
         char real[PATH_MAX];
-        if (realpath(p, real) != NULL && strcmp(real, p) != 0 &&
-            !nxo_paths_match(cfg_list, real))
+        if (realpath(p, real) != NULL && strcmp(real, p) != 0 && !nxo_paths_match(cfg_list, real))
             (void)nxo_paths_append(cfg_list, sizeof cfg_list, real);
     }
 }
@@ -155,10 +150,8 @@ static void cfg_load(void)
 static int cfg_ready(void)
 {
     int st = __atomic_load_n(&cfg_state, __ATOMIC_ACQUIRE);
-    if (__builtin_expect(st == CFG_READY, 1))
-        return 1;
-    if (nxo_busy)
-        return 0;
+    if (__builtin_expect(st == CFG_READY, 1)) return 1;
+    if (nxo_busy) return 0;
     int expected = CFG_UNLOADED;
     if (__atomic_compare_exchange_n(&cfg_state, &expected, CFG_LOADING, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
@@ -194,8 +187,7 @@ static int fd_path(int fd, char *out, size_t outsz)
         link[l++] = digits[--n];
     link[l] = '\0';
     ssize_t r = readlink(link, out, outsz - 1);
-    if (r <= 0 || (size_t)r >= outsz - 1 || out[0] != '/')
-        return -1;
+    if (r <= 0 || (size_t)r >= outsz - 1 || out[0] != '/') return -1;
     out[r] = '\0';
     return 0;
 }
@@ -209,15 +201,13 @@ static int in_scope(int dirfd, const char *path)
     const char *b = NULL;
     if (path[0] != '/') {
         if (dirfd == AT_FDCWD || dirfd == NO_DIRFD) {
-            if (getcwd(base, sizeof base) == NULL || base[0] != '/')
-                return 0;
+            if (getcwd(base, sizeof base) == NULL || base[0] != '/') return 0;
         } else if (fd_path(dirfd, base, sizeof base) < 0) {
             return 0;
         }
         b = base;
     }
-    if (nxo_path_absolute(abs, sizeof abs, b, path) < 0)
-        return 0;
+    if (nxo_path_absolute(abs, sizeof abs, b, path) < 0) return 0;
     return nxo_paths_match(cfg_list, abs);
 }
 
@@ -232,12 +222,10 @@ static int do_open(enum nxo_fn i, int dirfd, const char *path, int flags, mode_t
         cfg_ready()) {
         int saved = errno;
         if (cfg_scoped && !in_scope(dirfd, path)) {
-            if (cfg_debug >= 2)
-                note = "outside NO_EXCL_OPEN_PATHS, O_EXCL kept";
+            if (cfg_debug >= 2) note = "outside NO_EXCL_OPEN_PATHS, O_EXCL kept";
         } else {
             newflags = flags & ~O_EXCL;
-            if (cfg_debug)
-                note = "O_EXCL dropped";
+            if (cfg_debug) note = "O_EXCL dropped";
         }
         errno = saved;
     }
@@ -261,13 +249,13 @@ static int do_open(enum nxo_fn i, int dirfd, const char *path, int flags, mode_t
     return fd;
 }
 
-#define MODE_ARG(flags, last)                                                                 \
-    mode_t mode = 0;                                                                          \
-    if (open_needs_mode(flags)) {                                                             \
-        va_list ap;                                                                           \
-        va_start(ap, last);                                                                   \
-        mode = (mode_t)va_arg(ap, int);                                                       \
-        va_end(ap);                                                                           \
+#define MODE_ARG(flags, last)                                                                      \
+    mode_t mode = 0;                                                                               \
+    if (open_needs_mode(flags)) {                                                                  \
+        va_list ap;                                                                                \
+        va_start(ap, last);                                                                        \
+        mode = (mode_t)va_arg(ap, int);                                                            \
+        va_end(ap);                                                                                \
     }
 
 NXO_EXPORT int open(const char *path, int flags, ...)
@@ -306,11 +294,9 @@ static void preload_forget_self(void)
     if (v == NULL || dladdr((void *)preload_forget_self, &info) == 0 || info.dli_fname == NULL)
         return;
     size_t len = strlen(v);
-    if (len >= sizeof copy)
-        return;
+    if (len >= sizeof copy) return;
     memcpy(copy, v, len + 1);
-    if (!nxo_preload_strip(copy, info.dli_fname))
-        return;
+    if (!nxo_preload_strip(copy, info.dli_fname)) return;
     if (copy[0] == '\0')
         unsetenv("LD_PRELOAD");
     else

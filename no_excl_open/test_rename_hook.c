@@ -10,9 +10,8 @@
  *   NXO_HOOK_TIMES   recreate at most this many times (default: every rename)
  *   NXO_HOOK_LEDGER  optional file collecting every line written
  *
- * Like the real shim, it takes itself out of LD_PRELOAD for children. */
-#include "nxo.h"
-
+ * Unlike the real shim it stays in LD_PRELOAD: it must survive the
+ * no_excl_open wrapper, which is itself a child of the test. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +28,9 @@ static int recreated;
 static void append_line(const char *path, const char *line, size_t len, mode_t mode)
 {
     /* Raw system call: the helper's own open must not go through any shim. */
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                          mode);
-    if (fd < 0)
-        return;
+    int fd =
+        (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+    if (fd < 0) return;
     ssize_t r = write(fd, line, len);
     (void)r;
     close(fd);
@@ -44,17 +42,14 @@ static void after_rename(const char *oldpath)
     const char *times = getenv("NXO_HOOK_TIMES");
     const char *ledger = getenv("NXO_HOOK_LEDGER");
 
-    if (target == NULL || strcmp(oldpath, target) != 0)
-        return;
-    if (times != NULL && *times != '\0' && recreated >= atoi(times))
-        return;
+    if (target == NULL || strcmp(oldpath, target) != 0) return;
+    if (times != NULL && *times != '\0' && recreated >= atoi(times)) return;
     recreated++;
     char line[128];
     int n = snprintf(line, sizeof line, "app line recreated-after-rename-%d pid-%d\n", recreated,
                      (int)getpid());
     append_line(target, line, (size_t)n, 0644);
-    if (ledger != NULL && *ledger != '\0')
-        append_line(ledger, line, (size_t)n, 0644);
+    if (ledger != NULL && *ledger != '\0') append_line(ledger, line, (size_t)n, 0644);
 }
 
 EXPORT int rename(const char *oldpath, const char *newpath)
@@ -81,19 +76,4 @@ EXPORT int renameat(int olddirfd, const char *oldpath, int newdirfd, const char 
         errno = saved;
     }
     return r;
-}
-
-__attribute__((constructor)) static void hook_init(void)
-{
-    const char *v = getenv("LD_PRELOAD");
-    char copy[NXO_PATH_BUF];
-    if (v == NULL || strlen(v) >= sizeof copy)
-        return;
-    strcpy(copy, v);
-    if (!nxo_preload_strip(copy, "nxo_rename_hook.so"))
-        return;
-    if (copy[0] == '\0')
-        unsetenv("LD_PRELOAD");
-    else
-        setenv("LD_PRELOAD", copy, 1);
 }

@@ -24,7 +24,7 @@
 
 #define EXCL_FLAGS (O_CREAT | O_RDWR | O_EXCL)
 
-static char dir[256];     /* fresh temporary directory */
+static char dir[256]; /* fresh temporary directory */
 static char cwd_save[4096];
 
 typedef int (*open_fn)(const char *, int, ...);
@@ -94,8 +94,7 @@ static void assert_libc_refuses(const char *path, int flags)
 {
     errno = 0;
     int fd = libc_open(path, flags, 0600);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     assert_int_equal(fd, -1);
     assert_int_equal(errno, EEXIST);
 }
@@ -116,10 +115,14 @@ enum ep { EP_OPEN, EP_OPEN64, EP_OPENAT, EP_OPENAT64 };
 static int call(enum ep e, int dirfd, const char *name, int flags, mode_t mode)
 {
     switch (e) {
-    case EP_OPEN: return open(name, flags, mode);
-    case EP_OPEN64: return open64(name, flags, mode);
-    case EP_OPENAT: return openat(dirfd, name, flags, mode);
-    case EP_OPENAT64: return openat64(dirfd, name, flags, mode);
+    case EP_OPEN:
+        return open(name, flags, mode);
+    case EP_OPEN64:
+        return open64(name, flags, mode);
+    case EP_OPENAT:
+        return openat(dirfd, name, flags, mode);
+    case EP_OPENAT64:
+        return openat64(dirfd, name, flags, mode);
     }
     return -1;
 }
@@ -157,8 +160,7 @@ static void assert_eexist(enum ep e, int dfd, const char *name, int flags)
 {
     errno = 0;
     int fd = call(e, dfd, name, flags, 0600);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     assert_int_equal(fd, -1);
     assert_int_equal(errno, EEXIST);
 }
@@ -420,9 +422,9 @@ static void debug_opens(void)
     path_in(abs, sizeof abs, "exists.log");
     int fd = open(abs, EXCL_FLAGS | O_NOFOLLOW | O_CLOEXEC, 0600);
     close(fd);
-    fd = open(abs, O_RDONLY);                 /* not a candidate: silent */
+    fd = open(abs, O_RDONLY); /* not a candidate: silent */
     close(fd);
-    fd = open(abs, O_RDWR | O_CREAT, 0600);   /* no O_EXCL to drop: silent */
+    fd = open(abs, O_RDWR | O_CREAT, 0600); /* no O_EXCL to drop: silent */
     close(fd);
     fd = openat(AT_FDCWD, "/nonexistent-dir/x", EXCL_FLAGS, 0640);
     (void)fd;
@@ -502,8 +504,7 @@ static void *thread_opens(void *arg)
     const char *abs = arg;
     for (int i = 0; i < 300; i++) {
         int fd = (i % 2) ? open(abs, EXCL_FLAGS, 0600) : openat64(AT_FDCWD, abs, EXCL_FLAGS, 0600);
-        if (fd < 0)
-            return (void *)1;
+        if (fd < 0) return (void *)1;
         close(fd);
     }
     return NULL;
