@@ -3,9 +3,14 @@
 LIB_SRCS += lib/units.c
 LIB_SRCS += lib/flags.c
 LIB_SRCS += lib/ws.c
+LIB_SRCS += lib/jsonlog.c
+LIB_SRCS += lib/net.c
+LIB_SRCS += lib/mapfile.c
 # Libraries lib/ code needs (e.g. -lcrypto for the WebSocket handshake); any
 # program or test that links a module needing them adds them too.
 LIB_LDLIBS +=
 LIB_LDLIBS += -lhttp_parser -lcrypto -lz
+LIB_LDLIBS += -lev
+DEPS_PKGS += libev-dev
 DEPS_PKGS += libhttp-parser-dev libssl-dev zlib1g-dev
 $(BUILD)/tests/unit/test_ws_frame: LDLIBS += $(LIB_LDLIBS)
