@@ -50,7 +50,7 @@ struct sample {
     uint64_t rss_bytes;
     uint64_t mem_max;
     uint64_t threads;
-    int ctxt_ok, ctxt_errno;
+    int status_ok, status_errno;
     uint64_t voluntary, nonvoluntary;
     int io_ok;
     char io_err[1200];
@@ -225,14 +225,14 @@ static int read_fds(const struct config *cfg, long long pid, uint64_t *count, ui
     return 0;
 }
 
-static int read_ctxt(const struct config *cfg, long long pid, uint64_t *vol, uint64_t *nonvol)
+static int read_status(const struct config *cfg, long long pid, struct ps_status *st)
 {
     char path[1024], buf[8192];
     snprintf(path, sizeof path, "%s/%lld/status", cfg->proc_root, pid);
     ssize_t n = ps_read_file(path, buf, sizeof buf, NULL);
     if (n < 0)
         return -1;
-    if (ps_parse_status_ctxt(buf, (size_t)n, vol, nonvol) < 0) {
+    if (ps_parse_status(buf, (size_t)n, st) < 0) {
         errno = EINVAL;
         return -1;
     }
@@ -367,8 +367,20 @@ static void add_member(const struct config *cfg, long long pid, int is_root,
     s->proc_ticks += st->utime + st->stime;
     if (cfg->include_children)
         s->proc_ticks += st->cutime + st->cstime;
-    s->rss_bytes += st->rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
     s->threads += st->num_threads;
+    if (s->status_ok) {
+        /* VmRSS is exact; the rss field of stat is a per-CPU-cached approximation */
+        struct ps_status ps;
+        if (read_status(cfg, pid, &ps) == 0) {
+            s->rss_bytes += ps.has_vmrss ? ps.vmrss_bytes
+                                         : st->rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+            s->voluntary += ps.voluntary;
+            s->nonvoluntary += ps.nonvoluntary;
+        } else if (is_root || (errno != ENOENT && errno != ESRCH)) {
+            s->status_ok = 0;
+            s->status_errno = errno;
+        }
+    }
     if (s->fds_ok) {
         uint64_t c, m;
         if (read_fds(cfg, pid, &c, &m, s->fds_err, sizeof s->fds_err) < 0) {
@@ -381,16 +393,6 @@ static void add_member(const struct config *cfg, long long pid, int is_root,
         }
     }
     if (cfg->extended) {
-        uint64_t v, nv;
-        if (s->ctxt_ok) {
-            if (read_ctxt(cfg, pid, &v, &nv) == 0) {
-                s->voluntary += v;
-                s->nonvoluntary += nv;
-            } else if (is_root || (errno != ENOENT && errno != ESRCH)) {
-                s->ctxt_ok = 0;
-                s->ctxt_errno = errno;
-            }
-        }
         struct ps_io io;
         if (s->io_ok) {
             if (read_io(cfg, pid, &io, s->io_err, sizeof s->io_err) == 0) {
@@ -410,7 +412,7 @@ static void measure(const struct config *cfg, long long pid, const char *how,
 {
     memset(s, 0, sizeof *s);
     s->fds_ok = 1;
-    s->ctxt_ok = 1;
+    s->status_ok = 1;
     s->io_ok = 1;
 
     if (read_pid_stat(cfg, pid, &s->root) < 0) {
@@ -434,9 +436,9 @@ static void measure(const struct config *cfg, long long pid, const char *how,
         }
         free(pids);
     }
-    if (cfg->extended && !s->ctxt_ok)
-        die("cannot read context switches from /proc status files: %s",
-            s->ctxt_errno == EINVAL ? "malformed" : strerror(s->ctxt_errno));
+    if (!s->status_ok)
+        die("cannot read %s/%lld/status (or a child's): %s", cfg->proc_root, pid,
+            s->status_errno == EINVAL ? "malformed" : strerror(s->status_errno));
     /* Read the machine's CPU time right after the process's, so both cover the same
      * instant as closely as possible. */
     read_cpu_stat(cfg, &s->cpu);

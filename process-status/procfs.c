@@ -262,12 +262,25 @@ int ps_parse_meminfo_total(const char *buf, size_t len, uint64_t *bytes)
     return 0;
 }
 
-int ps_parse_status_ctxt(const char *buf, size_t len, uint64_t *voluntary,
-                         uint64_t *nonvoluntary)
+int ps_parse_status(const char *buf, size_t len, struct ps_status *out)
 {
-    if (key_u64(buf, len, "voluntary_ctxt_switches:", voluntary) < 0)
+    const char *end = buf + len;
+    uint64_t kb;
+    memset(out, 0, sizeof *out);
+    const char *p = find_key(buf, len, "VmRSS:");
+    if (p) {
+        skip_blanks(&p, end);
+        if (parse_u64(&p, end, &kb) < 0 || kb > UINT64_MAX / 1024)
+            return -1;
+        skip_blanks(&p, end);
+        if ((size_t)(end - p) < 2 || memcmp(p, "kB", 2) != 0)
+            return -1;
+        out->has_vmrss = 1;
+        out->vmrss_bytes = kb * 1024;
+    }
+    if (key_u64(buf, len, "voluntary_ctxt_switches:", &out->voluntary) < 0)
         return -1;
-    if (key_u64(buf, len, "nonvoluntary_ctxt_switches:", nonvoluntary) < 0)
+    if (key_u64(buf, len, "nonvoluntary_ctxt_switches:", &out->nonvoluntary) < 0)
         return -1;
     return 0;
 }

@@ -48,9 +48,15 @@ int ps_parse_limits_nofile(const char *buf, size_t len, uint64_t *soft);
 /* MemTotal of /proc/meminfo, in bytes. */
 int ps_parse_meminfo_total(const char *buf, size_t len, uint64_t *bytes);
 
-/* voluntary_ctxt_switches and nonvoluntary_ctxt_switches of /proc/PID/status. */
-int ps_parse_status_ctxt(const char *buf, size_t len, uint64_t *voluntary,
-                         uint64_t *nonvoluntary);
+/* The fields of /proc/PID/status this program uses. */
+struct ps_status {
+    int has_vmrss;        /* kernel threads have no VmRSS line */
+    uint64_t vmrss_bytes; /* VmRSS (exact; stat's rss field is an approximation) */
+    uint64_t voluntary, nonvoluntary; /* *_ctxt_switches */
+};
+
+/* /proc/PID/status. Fails when the context switch counters are missing. */
+int ps_parse_status(const char *buf, size_t len, struct ps_status *out);
 
 struct ps_io {
     uint64_t rchar, wchar, read_bytes, write_bytes;
