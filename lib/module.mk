@@ -3,6 +3,7 @@
 LIB_SRCS += lib/units.c
 LIB_SRCS += lib/flags.c
 LIB_SRCS += lib/ws.c
+LIB_SRCS += lib/ws_handshake.c
 LIB_SRCS += lib/jsonlog.c
 LIB_SRCS += lib/net.c
 LIB_SRCS += lib/mapfile.c
@@ -14,3 +15,4 @@ LIB_LDLIBS += -lev
 DEPS_PKGS += libev-dev
 DEPS_PKGS += libhttp-parser-dev libssl-dev zlib1g-dev
 $(BUILD)/tests/unit/test_ws_frame: LDLIBS += $(LIB_LDLIBS)
+$(BUILD)/tests/unit/test_ws_handshake: LDLIBS += $(LIB_LDLIBS)

@@ -39,6 +39,23 @@ bool ws_hs_key_valid(const char *key);
 /* A fresh random Sec-WebSocket-Key (getrandom), NUL-terminated. */
 int ws_hs_key_generate(char out[WS_HS_KEY_LEN + 1]);
 
+/* Private state of an incremental head parse (both sides). */
+struct ws_hs_head {
+    void *parser;         /* http_parser *, heap */
+    char *store;          /* NUL-terminated strings of the head, heap */
+    size_t store_len, store_cap;
+    size_t max_head, seen;
+    uint32_t off[16];     /* per known header: offset in store + 1, 0 = absent */
+    char field[40];       /* current header name, lowercased */
+    size_t field_len;     /* > sizeof field - 1: a name we don't track */
+    int cur;              /* known header whose value is being read, or -1 */
+    int last;             /* last callback: 0 none, 1 field, 2 value */
+    int state;            /* 0 head, 1 complete, 2 error */
+    bool is_client;
+    int status;           /* error status (server) */
+    const char *error;    /* error reason (static) */
+};
+
 /* ---- server side ---- */
 
 /* A parsed request head. Every string is NUL-terminated and owned by the
@@ -72,17 +89,7 @@ struct ws_hs_server {
     int status;               /* after WS_HS_ERROR: HTTP status to answer
                                  (400, 431, 505...) */
     const char *error;        /* after WS_HS_ERROR: reason (static string) */
-    /* private */
-    void *parser;             /* http_parser * */
-    size_t max_head, seen;
-    char *store;              /* strings of req, in one growing buffer */
-    size_t store_len, store_cap;
-    size_t field_off[16];     /* per known header: offset in store + 1 */
-    char field[40];           /* current header name (lowercased) */
-    size_t field_len;
-    int cur;                  /* index of the header whose value is being read,
-                                 -1 none, -2 field name still arriving */
-    int state;
+    struct ws_hs_head head;   /* private */
 };
 
 /* Prepare to parse one request head; max_head is the limit on the head's
@@ -150,16 +157,8 @@ struct ws_hs_client {
     char key[WS_HS_KEY_LEN + 1];       /* our Sec-WebSocket-Key */
     /* private */
     char accept[WS_HS_ACCEPT_LEN + 1]; /* expected Sec-WebSocket-Accept */
-    void *parser;              /* http_parser * */
-    size_t max_head, seen;
-    char *store;
-    size_t store_len, store_cap;
-    size_t field_off[8];
-    char field[40];
-    size_t field_len;
-    int cur;
-    int state;
-    char errbuf[160];
+    struct ws_hs_head head;
+    char errbuf[WS_HS_BODY_SNIPPET + 96];
 };
 
 /* Prepare a client handshake: generates the key. Returns 0 or -1 (ENOMEM). */
