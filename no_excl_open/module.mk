@@ -37,8 +37,10 @@ $(NXO_HOOK): $(NXO_PIC)/test_rename_hook.o
 
 # Unit tests: the interposers are linked into the test program itself, so its
 # calls to open() & co. go through them and dlsym(RTLD_NEXT) finds libc's.
-$(BUILD)/tests/unit/test_no_excl_open: $(NXO_SHIM_OBJS)
+# These objects come from the generic rule: under `make asan` they are
+# instrumented like the test program.
+$(BUILD)/tests/unit/test_no_excl_open: $(call objs,no_excl_open/shim.c no_excl_open/nxo.c)
 $(BUILD)/tests/unit/test_no_excl_open: LDLIBS += -ldl -lpthread
-$(BUILD)/tests/unit/test_no_excl_open_paths: $(NXO_PIC)/nxo.o
+$(BUILD)/tests/unit/test_no_excl_open_paths: $(call objs,no_excl_open/nxo.c)
 
 FUZZ_SRCS_fuzz_no_excl_paths := no_excl_open/nxo.c
