@@ -371,6 +371,9 @@ def test_wrapper_usage_and_exit_codes(tmp_path):
     assert p.stderr == "no_excl_open: unknown flag: --bogus (try --help)\n"
     p = run_wrapper(["--paths"])
     assert p.returncode == 1 and "flag needs an argument: --paths" in p.stderr
+    p = run_wrapper(["--paths=", "true"])
+    assert p.returncode == 1
+    assert p.stderr == 'no_excl_open: invalid value "" for --paths: no directory given\n'
     p = run_wrapper([])
     assert p.returncode == 1 and "missing COMMAND" in p.stderr
     p = run_wrapper(["--", "/nonexistent/cmd"])
