@@ -277,6 +277,15 @@ struct net_dial {
     char err[1024];
 };
 
+/* strerror the way Go prints it: "connection refused". */
+static const char *go_strerror(int e, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 static void dial_free(struct net_dial *d)
 {
     if (d->res)
@@ -315,16 +324,17 @@ static void dial_next(struct net_dial *d);
 
 static void dial_try(struct net_dial *d, const struct sockaddr *sa, socklen_t len)
 {
+    char eb[128];
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(d->err, sizeof d->err, "dial %s %s: socket: %s", d->network, d->target,
-                 strerror(errno));
+                 go_strerror(errno, eb, sizeof eb));
         dial_next(d);
         return;
     }
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         snprintf(d->err, sizeof d->err, "dial %s %s: connect: %s", d->network, d->target,
-                 strerror(errno));
+                 go_strerror(errno, eb, sizeof eb));
         close(fd);
         dial_next(d);
         return;
@@ -364,8 +374,9 @@ static void dial_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         dial_finish(d, fd, NULL);
         return;
     }
+    char eb[128];
     snprintf(d->err, sizeof d->err, "dial %s %s: connect: %s", d->network, d->target,
-             strerror(soerr));
+             go_strerror(soerr, eb, sizeof eb));
     close(d->fd);
     d->fd = -1;
     dial_next(d);

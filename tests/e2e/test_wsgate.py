@@ -1,0 +1,824 @@
+"""End-to-end tests of wsgate-server and wsgate-client against real peers:
+memcached, MariaDB with the real `mariadb` client, Debian's python3-websockets
+(as client of our server and as server for our client), Perl's start_server,
+curl, and small TCP peers written here (echo, half-close answerers)."""
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import binpath, free_port, need, wait_for, wait_port
+
+websockets = pytest.importorskip("websockets")
+import websockets.exceptions  # noqa: E402
+
+SERVER = binpath("wsgate-server")
+CLIENT = binpath("wsgate-client")
+
+
+# ---------------------------------------------------------------- helpers
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                break
+            self.request.sendall(d)
+
+
+class _AnswerAfterEOF(socketserver.BaseRequestHandler):
+    """Reads until EOF, then answers with the byte count and a digest."""
+
+    def handle(self):
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        time.sleep(0.2)  # answer well after the EOF
+        self.request.sendall(b"got %d bytes %s\n" % (n, h.hexdigest().encode()))
+
+
+class _Threaded(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def tcp_peer():
+    """Start a TCP peer on loopback: tcp_peer('echo'|'eof') -> port."""
+    servers = []
+
+    def start(kind="echo"):
+        handler = {"echo": _Echo, "eof": _AnswerAfterEOF}[kind]
+        srv = _Threaded(("127.0.0.1", 0), handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv.server_address[1]
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def read_log(path):
+    out = []
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                out.append(json.loads(line))
+    return out
+
+
+class Gate:
+    """A wsgate-server (and optionally a wsgate-client in front of it)."""
+
+    def __init__(self, procs, tmp_path, smap, server_args=(), client=False, client_args=(),
+                 name="t"):
+        self.tmp = tmp_path
+        self.port = free_port()
+        self.map = tmp_path / ("%s-server-map.txt" % name)
+        self.map.write_text("".join("%s,%s\n" % kv for kv in smap.items()))
+        self.slog = tmp_path / ("%s-server.log" % name)
+        self.server = procs.start(
+            [SERVER, "-listen", "127.0.0.1:%d" % self.port, "-map", str(self.map),
+             *server_args], stderr=open(self.slog, "wb"))
+        wait_port(self.port, proc=self.server)
+        self.cports = {}
+        if client:
+            cmap = tmp_path / ("%s-client-map.txt" % name)
+            lines = []
+            for n in smap:
+                p = free_port()
+                self.cports[n] = p
+                lines.append("127.0.0.1:%d,http://127.0.0.1:%d/proxy/%s\n" % (p, self.port, n))
+            cmap.write_text("".join(lines))
+            self.clog = tmp_path / ("%s-client.log" % name)
+            self.client = procs.start([CLIENT, "--map", str(cmap), *client_args],
+                                      stderr=open(self.clog, "wb"))
+            for p in self.cports.values():
+                wait_port(p, proc=self.client)
+
+    def url(self, name):
+        return "ws://127.0.0.1:%d/proxy/%s" % (self.port, name)
+
+    def server_log(self):
+        return read_log(self.slog)
+
+    def client_log(self):
+        return read_log(self.clog)
+
+    def finals(self, log=None):
+        log = self.server_log() if log is None else log
+        return [e for e in log if e.get("msg") == "log" and e.get("status") != "Connected"]
+
+
+def roundtrip(port, data, timeout=30):
+    """Send data, half-close, read until EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        buf = []
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf.append(d)
+        return b"".join(buf)
+
+
+def echo_exchange(port, data, timeout=30):
+    """Send data and read the same number of bytes back (connection stays open)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    return s, bytes(got)
+
+
+def http_raw(port, request, timeout=10):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, head.decode("latin-1"), body
+
+
+def upgrade_request(name, extra=b""):
+    key = base64.b64encode(os.urandom(16))
+    return (b"GET /proxy/" + name.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
+            b"\r\n" + extra + b"\r\n")
+
+
+def arun(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ---------------------------------------------------------------- basics
+
+def test_version_and_help():
+    for prog, flag in ((SERVER, "-version"), (CLIENT, "--version"), (CLIENT, "-v")):
+        r = subprocess.run([prog, flag], capture_output=True, text=True)
+        assert r.returncode == 0 and "version" in r.stdout, (prog, r)
+    r = subprocess.run([SERVER, "-h"], capture_output=True, text=True)
+    assert r.returncode == 0 and "-dump-tcp" in r.stdout and "-listen" in r.stdout
+    r = subprocess.run([CLIENT, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--headers" in r.stdout and "--map" in r.stdout
+
+
+def test_health_and_routing(procs, tmp_path, tcp_peer):
+    need("curl")
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()})
+    for path in ("/", "/live"):
+        r = subprocess.run(["curl", "-s", "-i", "http://127.0.0.1:%d%s" % (g.port, path)],
+                           capture_output=True, timeout=20)
+        assert r.stdout.startswith(b"HTTP/1.1 200"), r.stdout
+        assert r.stdout.endswith(b"\r\n\r\nOK\n")
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                        "http://127.0.0.1:%d/nothing/here" % g.port], capture_output=True,
+                       timeout=20)
+    assert r.stdout == b"404"
+    status, _, body = http_raw(g.port, upgrade_request("nope"))
+    assert status == 404 and body == b"Not found: nope\n"
+    warn = [e for e in g.server_log() if e.get("msg") == "No map found"]
+    assert warn and warn[0]["destination"] == "nope" and warn[0]["level"] == "warn"
+    # a plain GET of a mapped name is not an upgrade: refused, and nothing is relayed
+    status, _, body = http_raw(g.port, b"GET /proxy/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status in (400, 426), (status, body)
+
+
+def test_dial_failure_is_500(procs, tmp_path):
+    dead = free_port()
+    g = Gate(procs, tmp_path, {"dead": "127.0.0.1:%d" % dead})
+    status, _, body = http_raw(g.port, upgrade_request("dead"))
+    assert status == 500
+    assert body.startswith(b"Could not connect upstream: dial tcp 127.0.0.1:%d" % dead), body
+    assert b"connection refused" in body
+    assert any(e.get("msg") == "DialTimeout" for e in g.server_log())
+
+
+def test_dial_timeout(procs, tmp_path):
+    # a listener whose accept queue is full drops further SYNs: connect hangs
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(lst.getsockname())
+        fillers.append(c)
+    time.sleep(0.2)
+    g = Gate(procs, tmp_path, {"bh": "127.0.0.1:%d" % lst.getsockname()[1]},
+             server_args=["-dial_timeout", "500ms"])
+    t0 = time.monotonic()
+    status, _, body = http_raw(g.port, upgrade_request("bh"), timeout=20)
+    elapsed = time.monotonic() - t0
+    assert status == 500 and b"Could not connect upstream" in body
+    assert b"i/o timeout" in body
+    assert elapsed < 8, elapsed
+    lst.close()
+    for c in fillers:
+        c.close()
+
+
+# ---------------------------------------------------------------- real peers
+
+def start_memcached(procs):
+    need("memcached")
+    port = free_port()
+    args = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    p = procs.start(args)
+    wait_port(port, proc=p)
+    return port
+
+
+def test_memcached_through_client_and_server(procs, tmp_path):
+    mc = start_memcached(procs)
+    g = Gate(procs, tmp_path, {"memcached": "127.0.0.1:%d" % mc}, client=True)
+    port = g.cports["memcached"]
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"set wsgate 0 0 5\r\nhello\r\n")
+        assert s.recv(100) == b"STORED\r\n"
+        s.sendall(b"get wsgate\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            d = s.recv(100)
+            assert d
+            buf += d
+        assert buf == b"VALUE wsgate 0 5\r\nhello\r\nEND\r\n"
+    # a 1 MB value both ways
+    val = os.urandom(1000000)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"set big 0 0 %d\r\n" % len(val) + val + b"\r\nget big\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            d = s.recv(1 << 16)
+            assert d
+            buf += d
+        assert buf == b"STORED\r\nVALUE big 0 %d\r\n" % len(val) + val + b"\r\nEND\r\n"
+    # (wait_port's probe connection is a tunnel too)
+    big = wait_for(lambda: [e for e in g.finals() if e["read"] > 1000000],
+                   what="final log line of the big transfer")[0]
+    fin = g.finals()
+    assert all(e["status"] == "Suceeded" for e in fin), fin
+    assert big["write"] == len(b"STORED\r\nVALUE big 0 %d\r\n" % len(val)) + len(val) + 7
+    for key in ("seq", "remote-addr", "x-forwarded-for", "destination", "upstream",
+                "user-email", "disconnect_at", "ts", "level"):
+        assert key in big, key
+    assert big["destination"] == "memcached" and big["upstream"] == "127.0.0.1:%d" % mc
+    connected = [e for e in g.server_log() if e.get("status") == "Connected"]
+    assert len(connected) >= 2
+    cfin = wait_for(lambda: [e for e in g.client_log() if e.get("status") == "Suceeded"],
+                    what="client final lines")
+    assert cfin
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory):
+    need("/usr/sbin/mariadbd", "mariadb-install-db", "mariadb")
+    d = tmp_path_factory.mktemp("mariadb")
+    datadir = d / "data"
+    sock = d / "mysqld.sock"
+    port = free_port()
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    r = subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=%s" % datadir,
+                        "--auth-root-authentication-method=normal", "--skip-test-db",
+                        *user], capture_output=True, timeout=180)
+    if r.returncode != 0:
+        pytest.skip("mariadb-install-db failed: %s" % r.stderr[-500:])
+    p = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", "--datadir=%s" % datadir,
+                          "--socket=%s" % sock, "--port=%d" % port, "--bind-address=127.0.0.1",
+                          "--skip-grant-tables", "--skip-name-resolve", "--local-infile=1",
+                          "--max-allowed-packet=64M", "--pid-file=%s" % (d / "pid"),
+                          "--log-error=%s" % (d / "err.log"), *user],
+                         start_new_session=True)
+    try:
+        wait_port(port, timeout=120, proc=p)
+        yield {"port": port, "sock": str(sock), "dir": d}
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def mariadb_cli(port, sql, extra=(), timeout=120):
+    return subprocess.run(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(port),
+                           "-u", "root", "--protocol=TCP", "-N", "-B", *extra, "-e", sql],
+                          capture_output=True, timeout=timeout)
+
+
+def test_mariadb_select_and_10mb_roundtrip(procs, tmp_path, mariadb):
+    g = Gate(procs, tmp_path, {"mysql": "127.0.0.1:%d" % mariadb["port"]}, client=True)
+    port = g.cports["mysql"]
+    r = mariadb_cli(port, "SELECT 1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"1\n"
+    # 10 MB up with LOAD DATA LOCAL INFILE, and back down with SELECT
+    rnd = random.Random(42)
+    lines = ["%08d %s" % (i, "%032x" % rnd.getrandbits(128) * 3) for i in range(95000)]
+    data = ("\n".join(lines) + "\n").encode()
+    assert len(data) > 10_000_000
+    f = tmp_path / "rows.txt"
+    f.write_bytes(data)
+    sql = ("CREATE DATABASE IF NOT EXISTS wsg; USE wsg; DROP TABLE IF EXISTS t; "
+           "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, line TEXT) ENGINE=InnoDB; "
+           "LOAD DATA LOCAL INFILE '%s' INTO TABLE t (line); "
+           "SELECT COUNT(*), SUM(LENGTH(line)) FROM t;" % f)
+    r = mariadb_cli(port, sql, extra=["--local-infile=1"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"%d\t%d\n" % (len(lines), len(data) - len(lines))
+    r = mariadb_cli(port, "SELECT line FROM wsg.t ORDER BY id")
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+    fin = wait_for(lambda: len(g.finals()) >= 3 and g.finals(), what="final lines")
+    assert all(e["status"] == "Suceeded" for e in fin), fin
+    assert max(e["read"] for e in fin) > 10_000_000
+    assert max(e["write"] for e in fin) > 10_000_000
+
+
+# ---------------------------------------------------------------- python websockets as client
+
+def test_websockets_client_interop(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-max-message-size", "1MiB"])
+
+    async def main():
+        async with websockets.connect(g.url("echo"), max_size=None, compression=None) as ws:
+            await ws.send(b"hello")
+            got = b""
+            while len(got) < 5:
+                got += await ws.recv()
+            assert got == b"hello"
+            # a fragmented message: three frames, relayed as one stream
+            await ws.send([b"frag1-", b"frag2-", b"frag3"])
+            want = b"frag1-frag2-frag3"
+            got = b""
+            while len(got) < len(want):
+                got += await ws.recv()
+            assert got == want
+            # ping → pong
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, 10)
+            # 900 kB in one message, below the 1 MiB limit, comes back in pieces
+            big = os.urandom(900_000)
+            await ws.send(big)
+            got = b""
+            while len(got) < len(big):
+                got += await ws.recv()
+            assert got == big
+            await ws.close(1000)
+            assert ws.close_code == 1000
+
+        # text is refused with 1003
+        async with websockets.connect(g.url("echo"), compression=None) as ws:
+            await ws.send("text is not allowed")
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1003
+
+        # an oversized message is refused with 1009
+        async with websockets.connect(g.url("echo"), compression=None, max_size=None) as ws:
+            await ws.send(os.urandom(2 * 1024 * 1024))
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1009
+
+        # a close code other than normal is logged as a failure
+        async with websockets.connect(g.url("echo"), compression=None) as ws:
+            await ws.close(4001, "bye")
+
+    arun(main())
+    fin = wait_for(lambda: len(g.finals()) >= 4 and g.finals(), what="final lines")
+    statuses = sorted(e["status"] for e in fin)
+    assert statuses == ["Failed", "Failed", "Failed", "Suceeded"], fin
+    assert any(e.get("msg") == "BinaryMessage required" for e in g.server_log())
+
+
+def test_websockets_client_unmasked_frame_rejected(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()})
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+    s.sendall(upgrade_request("echo"))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    assert buf.startswith(b"HTTP/1.1 101")
+    s.sendall(b"\x82\x03abc")  # unmasked binary frame from a "client"
+    rest = buf.partition(b"\r\n\r\n")[2]
+    while len(rest) < 4:
+        d = s.recv(4096)
+        if not d:
+            break
+        rest += d
+    assert rest[0] == 0x88, rest  # a close frame
+    assert int.from_bytes(rest[2:4], "big") == 1002
+    s.close()
+
+
+# ---------------------------------------------------------------- python websockets as server
+
+class WsPeer:
+    """A python3-websockets server in a thread; `behaviour` picks what it does."""
+
+    def __init__(self, behaviour="echo"):
+        self.behaviour = behaviour
+        self.headers = []
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(20)
+
+    async def handler(self, ws, path):
+        self.headers.append((path, dict(ws.request_headers)))
+        if self.behaviour == "echo":
+            async for m in ws:
+                await ws.send(m)
+        elif self.behaviour == "fragments":
+            await ws.send([b"one-", b"two-", b"three\n"])
+            pong = await ws.ping(b"x")
+            await asyncio.wait_for(pong, 10)
+            await ws.send(b"pong ok\n")
+            await ws.close(4000, "server says bye")
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+
+        async def main():
+            async with websockets.serve(self.handler, "127.0.0.1", self.port,
+                                        compression=None):
+                self.ready.set()
+                self.stop = self.loop.create_future()
+                await self.stop
+
+        self.loop.run_until_complete(main())
+
+    def close(self):
+        self.loop.call_soon_threadsafe(lambda: self.stop.set_result(None))
+        self.thread.join(10)
+
+
+def start_client(procs, tmp_path, url, args=(), name="c"):
+    port = free_port()
+    cmap = tmp_path / ("%s-map.txt" % name)
+    cmap.write_text("# comment\n\n127.0.0.1:%d,%s\n" % (port, url))
+    log = tmp_path / ("%s.log" % name)
+    p = procs.start([CLIENT, "--map", str(cmap), *args], stderr=open(log, "wb"))
+    wait_port(port, proc=p)
+    return port, p, log
+
+
+def test_client_against_websockets_server(procs, tmp_path):
+    peer = WsPeer("echo")
+    try:
+        port, _, log = start_client(
+            procs, tmp_path, "http://127.0.0.1:%d/proxy/x?y=1" % peer.port,
+            ["-H", "X-Test: hello world", "--headers=X-Other:two"])
+        s, got = echo_exchange(port, b"ping through the tunnel")
+        assert got == b"ping through the tunnel"
+        big = os.urandom(3_000_000)
+        s.sendall(big)
+        got = bytearray()
+        while len(got) < len(big):
+            d = s.recv(1 << 16)
+            assert d
+            got += d
+        assert bytes(got) == big
+        s.close()
+        path, h = peer.headers[0]
+        assert path == "/proxy/x?y=1"
+        h = {k.lower(): v for k, v in h.items()}
+        assert h["x-test"] == "hello world" and h["x-other"] == "two"
+        assert h["origin"] == "http://127.0.0.1:%d" % peer.port
+        assert h["host"] == "127.0.0.1:%d" % peer.port
+    finally:
+        peer.close()
+
+
+def test_client_fragments_ping_close_code(procs, tmp_path):
+    peer = WsPeer("fragments")
+    try:
+        port, _, log = start_client(procs, tmp_path, "ws://127.0.0.1:%d/p" % peer.port)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            buf = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+        assert buf == b"one-two-three\npong ok\n"
+        fin = wait_for(lambda: [e for e in read_log(log) if e.get("status") in
+                                ("Failed", "Suceeded")], what="client final line")
+        assert fin[0]["status"] == "Failed"  # 4000 is not a normal close
+    finally:
+        peer.close()
+
+
+def test_client_dial_failure_closes_connection(procs, tmp_path):
+    dead = free_port()
+    port, _, log = start_client(procs, tmp_path, "http://127.0.0.1:%d/proxy/x" % dead)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        assert s.recv(10) == b""
+    w = wait_for(lambda: [e for e in read_log(log) if e.get("msg") == "Failed to connect backend"],
+                 what="warning")
+    assert "connection refused" in w[0]["error"]
+
+
+def test_client_against_404(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()})
+    port, _, log = start_client(procs, tmp_path, "http://127.0.0.1:%d/proxy/other" % g.port)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        assert s.recv(10) == b""
+    w = wait_for(lambda: [e for e in read_log(log) if e.get("msg") == "Failed to connect backend"],
+                 what="warning")
+    assert "404" in w[0]["error"] and "Not found: other" in w[0]["error"]
+
+
+# ---------------------------------------------------------------- half-close
+
+def test_half_close_end_to_end(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"eof": "127.0.0.1:%d" % tcp_peer("eof")}, client=True)
+    data = os.urandom(2_000_000)
+    got = roundtrip(g.cports["eof"], data)
+    assert got == b"got %d bytes %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode())
+    fin = wait_for(lambda: g.finals(), what="final line")
+    assert fin[0]["status"] == "Suceeded"
+
+
+def test_half_close_without_agreement_closes_like_original(procs, tmp_path, tcp_peer):
+    """A peer that does not offer the half-close subprotocol (python websockets
+    here, the Go client in the field): EOF upstream closes the tunnel."""
+    g = Gate(procs, tmp_path, {"eof": "127.0.0.1:%d" % tcp_peer("eof")})
+
+    async def main():
+        async with websockets.connect(g.url("eof"), compression=None) as ws:
+            await ws.send(b"abc")
+            await ws.send(b"")  # without the agreement an empty message is just empty
+            await ws.close()
+    arun(main())
+    fin = wait_for(lambda: g.finals(), what="final line")
+    assert fin[0]["status"] == "Suceeded"
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_map_lines_and_flags(tmp_path):
+    cases = [
+        (SERVER, ["-map"], "mc,127.0.0.1:11211\nbroken line\n", ":2: expected NAME,HOST:PORT"),
+        (SERVER, ["-map"], "# c\n\nmc,127.0.0.1\n", ":3: expected NAME,HOST:PORT"),
+        (SERVER, ["-map"], "mc,127.0.0.1:99999\n", ":1: expected NAME,HOST:PORT"),
+        (CLIENT, ["--map"], "127.0.0.1:1,ftp://x/\n", ":1: expected LISTEN_ADDR,URL"),
+        (CLIENT, ["--map"], "\n# x\nnoport,http://x/\n", ":3: expected LISTEN_ADDR,URL"),
+        (CLIENT, ["--map"], "127.0.0.1:1\n", ":1: expected LISTEN_ADDR,URL"),
+    ]
+    for i, (prog, flag, text, msg) in enumerate(cases):
+        m = tmp_path / ("map%d.txt" % i)
+        m.write_text(text)
+        r = subprocess.run([prog, *flag, str(m)], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (text, r)
+        assert (str(m) + msg) in r.stderr, (text, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for args in ([SERVER, "-nope"], [SERVER, "-dial_timeout", "10parsecs"],
+                 [SERVER, "-dump-tcp", "x"], [SERVER, "-map", str(tmp_path / "missing.txt")],
+                 [SERVER, "-public-key", str(tmp_path / "missing.pem")],
+                 [CLIENT], [CLIENT, "--map", str(tmp_path / "missing.txt")],
+                 [CLIENT, "--nope"], [CLIENT, "--connect-timeout", "soon", "--map", "x"]):
+        r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (args, r)
+        assert r.stderr.strip(), args
+    m = tmp_path / "ok.txt"
+    m.write_text("127.0.0.1:1,http://127.0.0.1:2/proxy/x\n")
+    r = subprocess.run([CLIENT, "--map", str(m), "-H", "no colon here"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1 and "no colon here" in r.stderr
+
+
+# ---------------------------------------------------------------- dump, signals, start_server
+
+def test_dump_tcp(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, client=True,
+             server_args=["-dump-tcp", "2"])
+    s, got = echo_exchange(g.cports["echo"], b"Hi\x00\xff")
+    assert got == b"Hi\x00\xff"
+    dumps = wait_for(lambda: [e for e in g.server_log() if e.get("msg") == "dump"] or None,
+                     what="dump lines")
+    s.close()
+    d1 = [e for e in dumps if e["direction"] == 1]
+    assert d1 and d1[0]["hex"] == "48 69 00 ff" and d1[0]["ascii"] == "Hi.."
+    dumps = wait_for(lambda: [e for e in g.server_log() if e.get("msg") == "dump" and
+                              e["direction"] == 2], what="direction 2")
+    assert dumps[0]["hex"] == "48 69 00 ff"
+
+
+def test_sigterm_waits_for_tunnels(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, client=True)
+    s, got = echo_exchange(g.cports["echo"], b"first")
+    assert got == b"first"
+    g.server.send_signal(signal.SIGTERM)
+    wait_for(lambda: any(e.get("msg") == "Waiting for all connections to be closed"
+                         for e in g.server_log()), what="shutdown start")
+    # new connections are refused by the server, the open tunnel still relays
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", g.port), timeout=5).close()
+    s.sendall(b"second")
+    assert s.recv(100) == b"second"
+    assert g.server.poll() is None
+    s.close()
+    assert g.server.wait(timeout=20) == 0
+
+
+def test_shutdown_timeout(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, client=True,
+             server_args=["-shutdown_timeout", "1s"])
+    s, got = echo_exchange(g.cports["echo"], b"x")
+    t0 = time.monotonic()
+    g.server.send_signal(signal.SIGTERM)
+    assert g.server.wait(timeout=20) == 0
+    assert time.monotonic() - t0 < 10
+    s.close()
+    g.client.send_signal(signal.SIGTERM)
+    assert g.client.wait(timeout=20) == 0
+
+
+def test_server_starter_restart(procs, tmp_path, tcp_peer):
+    need("start_server")
+    echo = tcp_peer()
+    port = free_port()
+    smap = tmp_path / "map.txt"
+    smap.write_text("echo,127.0.0.1:%d\n" % echo)
+    pidf = tmp_path / "ss.pid"
+    log = tmp_path / "ss.log"
+    ss = procs.start(["start_server", "--port=127.0.0.1:%d" % port, "--pid-file=%s" % pidf,
+                      "--interval=1", "--signal-on-hup=TERM", "--",
+                      SERVER, "-map", str(smap)], stderr=open(log, "wb"), stdout=subprocess.DEVNULL)
+    wait_port(port, proc=ss)
+    cport, _, _ = start_client(procs, tmp_path, "http://127.0.0.1:%d/proxy/echo" % port)
+    stop = threading.Event()
+    results = {"ok": 0, "errors": []}
+
+    def loop():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            msg = b"request %d\n" % i
+            try:
+                with socket.create_connection(("127.0.0.1", cport), timeout=20) as s:
+                    s.sendall(msg)
+                    got = b""
+                    while len(got) < len(msg):
+                        d = s.recv(100)
+                        if not d:
+                            break
+                        got += d
+                if got == msg:
+                    results["ok"] += 1
+                else:
+                    results["errors"].append((i, got))
+            except OSError as e:
+                results["errors"].append((i, repr(e)))
+    th = threading.Thread(target=loop)
+    th.start()
+    try:
+        wait_for(lambda: results["ok"] >= 20, timeout=30, what="traffic before HUP")
+
+        def workers():
+            r = subprocess.run(["pgrep", "-f", "-P", str(ss.pid), "wsgate-server"],
+                               capture_output=True, text=True)
+            return set(r.stdout.split())
+        before = workers()
+        assert before
+        ss.send_signal(signal.SIGHUP)
+        wait_for(lambda: workers() and not (workers() & before), timeout=30,
+                 what="a new wsgate-server generation")
+        n = results["ok"]
+        wait_for(lambda: results["ok"] >= n + 20, timeout=30, what="traffic after HUP")
+    finally:
+        stop.set()
+        th.join(30)
+    assert results["errors"] == [], results["errors"][:5]
+    assert results["ok"] >= 40
+
+
+# ---------------------------------------------------------------- JWT
+
+@pytest.fixture(scope="module")
+def rsa_keys(tmp_path_factory):
+    need("openssl")
+    d = tmp_path_factory.mktemp("keys")
+    out = {}
+    for name in ("good", "other"):
+        key = d / ("%s.pem" % name)
+        pub = d / ("%s.pub.pem" % name)
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                       capture_output=True)
+        subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)],
+                       check=True, capture_output=True)
+        out[name] = (key, pub)
+    return out
+
+
+def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
+    jwt = pytest.importorskip("jwt")
+    key, pub = rsa_keys["good"]
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-public-key", str(pub), "-jwt-freshness", "10m"])
+    now = int(time.time())
+    priv = key.read_bytes()
+    other = rsa_keys["other"][0].read_bytes()
+    pubtext = pub.read_bytes()
+
+    def hs256_with_pubkey():
+        h = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+        p = base64.urlsafe_b64encode(json.dumps(
+            {"sub": "evil", "iat": now, "exp": now + 60}).encode()).rstrip(b"=")
+        import hmac
+        sig = base64.urlsafe_b64encode(hmac.new(pubtext, h + b"." + p, "sha256").digest())
+        return (h + b"." + p + b"." + sig.rstrip(b"=")).decode()
+
+    def none_token():
+        h = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=")
+        p = base64.urlsafe_b64encode(json.dumps(
+            {"sub": "evil", "iat": now, "exp": now + 60}).encode()).rstrip(b"=")
+        return (h + b"." + p + b".").decode()
+
+    cases = {
+        "good": (jwt.encode({"sub": "alice", "iat": now, "exp": now + 60}, priv, "RS256"), 101),
+        "rs512": (jwt.encode({"sub": "bob", "iat": now, "exp": now + 60}, priv, "RS512"), 101),
+        "expired": (jwt.encode({"sub": "a", "iat": now - 100, "exp": now - 10}, priv, "RS256"),
+                    401),
+        "old iat": (jwt.encode({"sub": "a", "iat": now - 3600, "exp": now + 60}, priv,
+                               "RS256"), 401),
+        "no exp": (jwt.encode({"sub": "a", "iat": now}, priv, "RS256"), 401),
+        "no iat": (jwt.encode({"sub": "a", "exp": now + 60}, priv, "RS256"), 401),
+        "wrong key": (jwt.encode({"sub": "a", "iat": now, "exp": now + 60}, other, "RS256"),
+                      401),
+        "none": (none_token(), 401),
+        "hs256 pubkey": (hs256_with_pubkey(), 401),
+        "garbage": ("not.a.token", 401),
+        "missing": (None, 401),
+    }
+    for what, (tok, want) in cases.items():
+        extra = b"" if tok is None else b"Authorization: Bearer " + tok.encode() + b"\r\n"
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+        s.sendall(upgrade_request("echo", extra))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+        s.close()
+        status = int(buf.split(b" ", 2)[1])
+        assert status == want, (what, buf)
+    log = g.server_log()
+    users = [e["user-email"] for e in log if e.get("status") == "Connected"]
+    assert sorted(users) == ["alice", "bob"]
+    assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 9
+
+
+def test_client_private_key_signs_tokens(procs, tmp_path, tcp_peer, rsa_keys):
+    key, pub = rsa_keys["good"]
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-public-key", str(pub)])
+    port, _, _ = start_client(procs, tmp_path, "http://127.0.0.1:%d/proxy/echo" % g.port,
+                              ["--private-key", str(key), "--private-key-user", "carol"])
+    s, got = echo_exchange(port, b"authorised")
+    assert got == b"authorised"
+    s.close()
+    conn = wait_for(lambda: [e for e in g.server_log() if e.get("status") == "Connected"],
+                    what="Connected")
+    assert conn[0]["user-email"] == "carol"

@@ -1,0 +1,279 @@
+/* auth: JWT verification for wsgate-server (RS256/384/512 with one RSA
+ * public key) and the client's token sources. libjwt does the signature
+ * work; the algorithm is pinned here first, because Debian 12's libjwt
+ * 1.10.2 accepts an HS256 token whose HMAC secret is the public key PEM. */
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wsgate.h"
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+        if (n == cap) {
+            if (cap >= (1u << 20))
+                break;
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, char *err,
+                  size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    a->pem = read_file(path, &a->pem_len, err, errlen);
+    if (!a->pem) {
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "failed read pubkey: %s", err);
+        snprintf(err, errlen, "%s", tmp);
+        return -1;
+    }
+    BIO *bio = BIO_new_mem_buf(a->pem, (int)a->pem_len);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA) {
+        snprintf(err, errlen, "failed parse pubkey: %s: %s", path,
+                 pk ? "not an RSA key" : "no PEM public key found");
+        EVP_PKEY_free(pk);
+        free(a->pem);
+        a->pem = NULL;
+        return -1;
+    }
+    EVP_PKEY_free(pk);
+    a->freshness_ns = freshness_ns;
+    return 0;
+}
+
+void wsg_auth_free(struct wsg_auth *a)
+{
+    free(a->pem);
+    a->pem = NULL;
+}
+
+/* base64url without padding → bytes (NUL-terminated). */
+static unsigned char *b64url_decode(const char *s, size_t len, size_t *outlen)
+{
+    if (len > 65536)
+        return NULL;
+    char *tmp = malloc(len + 4);
+    if (!tmp)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            free(tmp);
+            return NULL;
+        }
+        tmp[n++] = c;
+    }
+    while (n % 4)
+        tmp[n++] = '=';
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    if (!out) {
+        free(tmp);
+        return NULL;
+    }
+    int r = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)n);
+    free(tmp);
+    if (r < 0) {
+        free(out);
+        return NULL;
+    }
+    size_t pad = 0;
+    for (size_t i = len; i < n; i++)
+        pad++;
+    *outlen = (size_t)r - pad;
+    out[*outlen] = '\0';
+    return out;
+}
+
+int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, char *sub,
+                    size_t sublen, char *err, size_t errlen)
+{
+    if (!authorization || !*authorization) {
+        snprintf(err, errlen, "no tokenString");
+        return -1;
+    }
+    const char *tok = authorization;
+    if (strncmp(tok, "Bearer ", 7) == 0)
+        tok += 7;
+    const char *dot1 = strchr(tok, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (!dot1 || !dot2 || strchr(dot2 + 1, '.')) {
+        snprintf(err, errlen, "token is invalid: token is malformed");
+        return -1;
+    }
+    size_t hl;
+    unsigned char *hjson = b64url_decode(tok, (size_t)(dot1 - tok), &hl);
+    json_t *h = hjson ? json_loadb((const char *)hjson, hl, 0, NULL) : NULL;
+    free(hjson);
+    const char *alg = h ? json_string_value(json_object_get(h, "alg")) : NULL;
+    jwt_alg_t want;
+    if (!alg) {
+        json_decref(h);
+        snprintf(err, errlen, "token is invalid: token is malformed");
+        return -1;
+    }
+    if (strcmp(alg, "RS256") == 0)
+        want = JWT_ALG_RS256;
+    else if (strcmp(alg, "RS384") == 0)
+        want = JWT_ALG_RS384;
+    else if (strcmp(alg, "RS512") == 0)
+        want = JWT_ALG_RS512;
+    else {
+        snprintf(err, errlen, "token is invalid: signing method %.20s is invalid", alg);
+        json_decref(h);
+        return -1;
+    }
+    json_decref(h);
+    jwt_t *jwt = NULL;
+    if (jwt_decode(&jwt, tok, (const unsigned char *)a->pem, (int)a->pem_len) != 0 || !jwt) {
+        snprintf(err, errlen, "token is invalid: signature is invalid");
+        return -1;
+    }
+    if (jwt_get_alg(jwt) != want) {
+        jwt_free(jwt);
+        snprintf(err, errlen, "token is invalid: signing method is invalid");
+        return -1;
+    }
+    time_t now = time(NULL);
+    errno = 0;
+    long exp = jwt_get_grant_int(jwt, "exp");
+    if (errno || exp < now) {
+        jwt_free(jwt);
+        snprintf(err, errlen, "token is expired");
+        return -1;
+    }
+    errno = 0;
+    long iat = jwt_get_grant_int(jwt, "iat");
+    if (errno || (double)iat < (double)now - (double)a->freshness_ns / 1e9) {
+        jwt_free(jwt);
+        snprintf(err, errlen, "token is too old");
+        return -1;
+    }
+    const char *s = jwt_get_grant(jwt, "sub");
+    snprintf(sub, sublen, "%s", s ? s : "");
+    jwt_free(jwt);
+    return 0;
+}
+
+/* ---- client: private-key token source ---- */
+
+struct pk_source {
+    struct wsg_token_source base;
+    char *pem;
+    size_t pem_len;
+    char *user;
+    char *token;
+    time_t exp;
+};
+
+static const char *pk_get(struct wsg_token_source *ts, char *err, size_t errlen)
+{
+    struct pk_source *p = (struct pk_source *)ts;
+    time_t now = time(NULL);
+    if (p->token && now < p->exp - 10)
+        return p->token;
+    jwt_t *jwt = NULL;
+    char *tok = NULL;
+    if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", p->user) == 0 &&
+        jwt_add_grant(jwt, "iss", "wsgatet-client") == 0 &&
+        jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
+        jwt_add_grant_int(jwt, "exp", (long)now + 60) == 0 &&
+        jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)p->pem, (int)p->pem_len) == 0)
+        tok = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    if (!tok) {
+        snprintf(err, errlen, "failed to sign JWT with the private key");
+        return NULL;
+    }
+    free(p->token);
+    p->token = tok;
+    p->exp = now + 60;
+    return p->token;
+}
+
+static void pk_free(struct wsg_token_source *ts)
+{
+    struct pk_source *p = (struct pk_source *)ts;
+    free(p->pem);
+    free(p->user);
+    free(p->token);
+    free(p);
+}
+
+struct wsg_token_source *wsg_token_privatekey_new(const char *keyfile, const char *user,
+                                                  char *err, size_t errlen)
+{
+    struct pk_source *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->base.name = "private-key";
+    p->base.get = pk_get;
+    p->base.free = pk_free;
+    p->pem = read_file(keyfile, &p->pem_len, err, errlen);
+    p->user = strdup(user);
+    if (!p->pem || !p->user) {
+        pk_free(&p->base);
+        return NULL;
+    }
+    BIO *bio = BIO_new_mem_buf(p->pem, (int)p->pem_len);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA) {
+        snprintf(err, errlen, "%s: %s", keyfile,
+                 pk ? "not an RSA private key" : "no PEM private key found");
+        EVP_PKEY_free(pk);
+        pk_free(&p->base);
+        return NULL;
+    }
+    EVP_PKEY_free(pk);
+    char e2[256];
+    if (!pk_get(&p->base, e2, sizeof e2)) {
+        snprintf(err, errlen, "%s: %s", keyfile, e2);
+        pk_free(&p->base);
+        return NULL;
+    }
+    return &p->base;
+}

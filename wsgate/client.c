@@ -1,0 +1,574 @@
+/* wsgate-client: local TCP listeners → WebSocket to wsgate-server. Each map
+ * line "LISTEN_ADDR,URL" is a listener; every accepted connection dials the
+ * URL, performs the RFC 6455 handshake (bounded by --connect-timeout) with
+ * the -H headers, Origin and a bearer token from the token source, and then
+ * becomes a tunnel (tunnel.c). One libev loop; per-connection state in
+ * struct tunnel. */
+#include <ctype.h>
+#include <errno.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "flags.h"
+#include "jsonlog.h"
+#include "mapfile.h"
+#include "net.h"
+#include "tunnel.h"
+#include "version.h"
+#include "ws.h"
+#include "ws_handshake.h"
+#include "wsgate.h"
+
+struct listener {
+    struct client *cl;
+    char listen[160];
+    char url[1024];
+    char dial_target[300]; /* host:port for net_dial */
+    char host_hdr[300];    /* Host header */
+    char target[1024];     /* request target: path?query */
+    char origin[320];      /* scheme://host[:port] */
+    int fd;
+    ev_io io;
+    ev_timer retry;
+};
+
+struct client {
+    struct ev_loop *loop;
+    struct wsg_opts opts;
+    struct wsg_worker worker;
+    double connect_timeout, shutdown_timeout;
+    struct listener *ls;
+    size_t nls;
+    const char **headers;
+    size_t nheaders;
+    struct wsg_token_source *token;
+    ev_signal sigterm;
+    ev_timer shutdown_timer;
+    int shutting_down;
+    uint64_t seq;
+};
+
+static const struct wsg_disconnect_names client_names = {
+    .ws_read = "ws_read",
+    .tcp_write = "tcp_write",
+    .tcp_read = "tcp_read",
+    .ws_write = "ws_write",
+};
+
+struct cli_hs {
+    struct listener *l;
+    struct net_dial *dial;
+    struct ws_hs_client hc;
+    bool hc_init;
+    char req[16384];
+    size_t req_len, req_off;
+};
+
+static void hs_free(struct tunnel *t)
+{
+    struct cli_hs *h = t->hs;
+    if (!h)
+        return;
+    if (h->dial)
+        net_dial_cancel(h->dial);
+    if (h->hc_init)
+        ws_hs_client_free(&h->hc);
+    free(h);
+    t->hs = NULL;
+}
+
+static void hs_fail(struct tunnel *t, const char *why)
+{
+    struct cli_hs *h = t->hs;
+    struct jsonlog_field f[4];
+    f[0] = JL_STR("error", why);
+    f[1] = JL_STR("listen", h->l->listen);
+    f[2] = JL_STR("client", t->remote_addr);
+    f[3] = JL_STR("upstream", h->l->url);
+    jsonlog_write(JSONLOG_WARN, "Failed to connect backend", f, 4);
+    tunnel_close(t);
+}
+
+static void hs_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = tm->data;
+    struct cli_hs *h = t->hs;
+    char why[1200];
+    snprintf(why, sizeof why, "Dial to \"%s\" fail: i/o timeout (--connect-timeout)", h->l->url);
+    hs_fail(t, why);
+}
+
+static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    struct cli_hs *h = t->hs;
+    uint8_t buf[16384];
+    ssize_t n = recv(t->ws.fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    char why[1500];
+    if (n < 0) {
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, strerror(errno));
+        hs_fail(t, why);
+        return;
+    }
+    size_t used = 0;
+    int rc = ws_hs_client_feed(&h->hc, buf, (size_t)n, &used);
+    if (rc == WS_HS_MORE)
+        return;
+    if (rc == WS_HS_ERROR) {
+        if (h->hc.body_len > 0)
+            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s: %.*s", h->l->url,
+                     h->hc.error ? h->hc.error : "bad response", (int)strcspn(h->hc.body, "\r\n"),
+                     h->hc.body);
+        else
+            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
+                     h->hc.error ? h->hc.error : "bad response");
+        hs_fail(t, why);
+        return;
+    }
+    if (h->hc.extensions && *h->hc.extensions) {
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: server accepted an extension we did "
+                 "not offer: %s", h->l->url, h->hc.extensions);
+        hs_fail(t, why);
+        return;
+    }
+    if (h->hc.protocol && strcmp(h->hc.protocol, WSG_HALF_CLOSE_PROTOCOL) == 0)
+        t->half_close = true;
+    hs_free(t);
+    t->hs_free = NULL;
+    tunnel_start(t, buf + used, (size_t)n - used);
+}
+
+static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct tunnel *t = io->data;
+    struct cli_hs *h = t->hs;
+    while (h->req_off < h->req_len) {
+        ssize_t n = send(t->ws.fd, h->req + h->req_off, h->req_len - h->req_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!ev_is_active(&t->ws_wio)) {
+                    ev_set_cb(&t->ws_wio, hs_write_cb);
+                    ev_io_set(&t->ws_wio, t->ws.fd, EV_WRITE);
+                    ev_io_start(loop, &t->ws_wio);
+                }
+                return;
+            }
+            char why[1200];
+            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, strerror(errno));
+            hs_fail(t, why);
+            return;
+        }
+        h->req_off += (size_t)n;
+    }
+    ev_io_stop(loop, &t->ws_wio);
+    ev_set_cb(&t->ws_rio, hs_read_cb);
+    ev_io_set(&t->ws_rio, t->ws.fd, EV_READ);
+    ev_io_start(loop, &t->ws_rio);
+}
+
+static void dial_done(void *arg, int fd, const char *error)
+{
+    struct tunnel *t = arg;
+    struct cli_hs *h = t->hs;
+    struct client *cl = h->l->cl;
+    h->dial = NULL;
+    char why[1500];
+    if (fd < 0) {
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, error);
+        hs_fail(t, why);
+        return;
+    }
+    transport_tcp_init(&t->ws, fd);
+    net_peer_name(fd, t->upstream, sizeof t->upstream);
+    const char *hdrs[66];
+    size_t nh = 0;
+    for (size_t i = 0; i < cl->nheaders && nh < 64; i++)
+        hdrs[nh++] = cl->headers[i];
+    char authz[8192];
+    if (cl->token) {
+        char err[256];
+        const char *tok = cl->token->get(cl->token, err, sizeof err);
+        if (!tok) {
+            snprintf(why, sizeof why, "Failed to generate token: %s", err);
+            hs_fail(t, why);
+            return;
+        }
+        snprintf(authz, sizeof authz, "Authorization: Bearer %s", tok);
+        hdrs[nh++] = authz;
+    }
+    if (ws_hs_client_init(&h->hc, 0) < 0) {
+        hs_fail(t, "out of memory");
+        return;
+    }
+    h->hc_init = true;
+    struct ws_hs_client_config cfg = { 0 };
+    cfg.host = h->l->host_hdr;
+    cfg.target = h->l->target;
+    cfg.origin = h->l->origin;
+    cfg.protocol = WSG_HALF_CLOSE_PROTOCOL;
+    cfg.headers = hdrs;
+    cfg.nheaders = nh;
+    ssize_t n = ws_hs_client_request(&h->hc, &cfg, h->req, sizeof h->req);
+    if (n < 0) {
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: cannot build the request: %s",
+                 h->l->url, strerror(errno));
+        hs_fail(t, why);
+        return;
+    }
+    h->req_len = (size_t)n;
+    h->req_off = 0;
+    hs_write_cb(cl->loop, &t->ws_wio, EV_WRITE);
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)revents;
+    struct listener *l = tm->data;
+    if (!l->cl->shutting_down)
+        ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct listener *l = io->data;
+    struct client *cl = l->cl;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                jsonlog(JSONLOG_WARN, "accept: pausing", JL_ERR(strerror(errno)),
+                        JL_STR("listen", l->listen));
+                ev_io_stop(loop, &l->io);
+                ev_timer_set(&l->retry, 0.1, 0.);
+                ev_timer_start(loop, &l->retry);
+            }
+            return;
+        }
+        struct tunnel *t = tunnel_new(&cl->worker, &client_names);
+        struct cli_hs *h = t ? calloc(1, sizeof *h) : NULL;
+        if (!h) {
+            if (t)
+                tunnel_close(t);
+            close(fd);
+            continue;
+        }
+        h->l = l;
+        t->hs = h;
+        t->hs_free = hs_free;
+        t->seq = ++cl->seq;
+        t->tcp_fd = fd;
+        net_set_nodelay(fd);
+        net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
+        snprintf(t->dest, sizeof t->dest, "%s", l->url);
+        ev_set_cb(&t->timer, hs_timeout_cb);
+        ev_timer_set(&t->timer, cl->connect_timeout > 0 ? cl->connect_timeout : 1e9, 0.);
+        ev_timer_start(loop, &t->timer);
+        h->dial = net_dial(loop, l->dial_target, cl->connect_timeout, dial_done, t);
+        if (!h->dial)
+            hs_fail(t, "out of memory");
+    }
+}
+
+/* ---- configuration ---- */
+
+/* Split an http(s)/ws(s) URL into the listener's dial target, Host header,
+ * request target and Origin. */
+static int parse_url(struct listener *l, const char *url, char *why, size_t whylen)
+{
+    const char *rest;
+    int tls;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7, tls = 0;
+    else if (strncmp(url, "ws://", 5) == 0)
+        rest = url + 5, tls = 0;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8, tls = 1;
+    else if (strncmp(url, "wss://", 6) == 0)
+        rest = url + 6, tls = 1;
+    else {
+        snprintf(why, whylen, "URL \"%s\" must start with http://, https://, ws:// or wss://",
+                 url);
+        return -1;
+    }
+    if (tls) {
+        snprintf(why, whylen, "%s: wss (https) needs TLS, which this build of wsgate-client "
+                 "does not support yet; use an http:// URL", url);
+        return -1;
+    }
+    size_t hl = strcspn(rest, "/?#");
+    if (hl == 0 || hl >= 256) {
+        snprintf(why, whylen, "URL \"%s\" has no host", url);
+        return -1;
+    }
+    char hostport[256];
+    memcpy(hostport, rest, hl);
+    hostport[hl] = '\0';
+    if (strchr(hostport, '@')) {
+        snprintf(why, whylen, "URL \"%s\": user info is not supported", url);
+        return -1;
+    }
+    const char *path = rest + hl;
+    if (*path == '#' || *path == '\0')
+        path = "/";
+    snprintf(l->target, sizeof l->target, "%s%.*s", *path == '?' ? "/" : "",
+             (int)strcspn(path, "#"), path);
+    snprintf(l->host_hdr, sizeof l->host_hdr, "%s", hostport);
+    /* host:port to dial: add the default port when absent */
+    const char *close_br = hostport[0] == '[' ? strchr(hostport, ']') : NULL;
+    const char *colon = close_br ? (close_br[1] == ':' ? close_br + 1 : NULL)
+                                 : strrchr(hostport, ':');
+    if (colon)
+        snprintf(l->dial_target, sizeof l->dial_target, "%s", hostport);
+    else
+        snprintf(l->dial_target, sizeof l->dial_target, "%s:%s", hostport, tls ? "443" : "80");
+    char h[256], p[32];
+    if (net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen) < 0)
+        return -1;
+    snprintf(l->origin, sizeof l->origin, "%s://%s", tls ? "https" : "http", hostport);
+    snprintf(l->url, sizeof l->url, "%s", url);
+    return 0;
+}
+
+static int map_add(void *arg, const char *key, const char *value, int lineno, char *why,
+                   size_t whylen)
+{
+    (void)lineno;
+    struct client *cl = arg;
+    char h[256], p[32];
+    if (net_split_hostport(key, h, sizeof h, p, sizeof p, why, whylen) < 0)
+        return -1;
+    struct listener *nl = realloc(cl->ls, (cl->nls + 1) * sizeof *nl);
+    if (!nl)
+        return -1;
+    cl->ls = nl;
+    struct listener *l = &cl->ls[cl->nls];
+    memset(l, 0, sizeof *l);
+    snprintf(l->listen, sizeof l->listen, "%s", key);
+    if (strlen(value) >= sizeof l->url) {
+        snprintf(why, whylen, "URL too long");
+        return -1;
+    }
+    if (parse_url(l, value, why, whylen) < 0)
+        return -1;
+    l->fd = -1;
+    cl->nls++;
+    return 0;
+}
+
+static int add_header(void *target, const char *value, char *err, size_t errlen)
+{
+    struct client *cl = target;
+    const char *colon = strchr(value, ':');
+    size_t nl = colon ? (size_t)(colon - value) : 0;
+    for (size_t i = 0; i < nl; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c)) {
+            nl = 0;
+            break;
+        }
+    }
+    if (!colon || nl == 0 || strpbrk(value, "\r\n")) {
+        snprintf(err, errlen, "expected \"Name: value\"");
+        return -1;
+    }
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    char *norm = malloc(nl + 3 + strlen(v));
+    const char **nh = realloc(cl->headers, (cl->nheaders + 1) * sizeof *nh);
+    if (!norm || !nh) {
+        free(norm);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sprintf(norm, "%.*s: %s", (int)nl, value, v);
+    cl->headers = nh;
+    cl->headers[cl->nheaders++] = norm;
+    return 0;
+}
+
+static void client_idle(struct wsg_worker *w)
+{
+    struct client *cl = w->owner;
+    if (cl->shutting_down) {
+        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+        ev_break(cl->loop, EVBREAK_ALL);
+    }
+}
+
+static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)tm;
+    (void)revents;
+    jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)revents;
+    struct client *cl = sig->data;
+    if (cl->shutting_down)
+        return;
+    cl->shutting_down = 1;
+    jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
+    for (size_t i = 0; i < cl->nls; i++) {
+        ev_io_stop(loop, &cl->ls[i].io);
+        ev_timer_stop(loop, &cl->ls[i].retry);
+        close(cl->ls[i].fd);
+        cl->ls[i].fd = -1;
+    }
+    if (cl->worker.open == 0) {
+        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
+    ev_timer_set(&cl->shutdown_timer, cl->shutdown_timeout, 0.);
+    ev_timer_start(loop, &cl->shutdown_timer);
+}
+
+int main(int argc, char **argv)
+{
+    static struct client cl;
+    const char *map_path = NULL, *pk = "", *pk_user = "private-key-user", *iap_cred = "";
+    const char *iap_id = "", *iap_endpoint = "", *ca_file = "";
+    int64_t cto = 60000000000LL, sto = 3600000000000LL;
+    int compression = 0, map_seen = 0;
+    uint64_t maxmsg = WSG_MAX_MESSAGE;
+    const struct flag_spec specs[] = {
+        { "map", 0, FLAG_STRING, &map_path, "FILE",
+          "Listen port and upstream url mapping file (required)", NULL, &map_seen },
+        { "connect-timeout", 0, FLAG_DURATION, &cto, "DURATION",
+          "Timeout of connection to upstream, handshake included (default: 60s)", NULL, NULL },
+        { "shutdown-timeout", 0, FLAG_DURATION, &sto, "DURATION",
+          "Timeout to wait for all connections to be closed (default: 1h)", NULL, NULL },
+        { "enable-compression", 0, FLAG_BOOL, &compression, NULL,
+          "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL },
+        { "headers", 'H', FLAG_FUNC, &cl, "\"Name: value\"",
+          "Header key and value added to upstream (repeatable)", add_header, NULL },
+        { "private-key", 0, FLAG_STRING, &pk, "FILE",
+          "Private key for signing JWT auth header", NULL, NULL },
+        { "private-key-user", 0, FLAG_STRING, &pk_user, "USER",
+          "User id which is used as Subject in JWT payload (default: private-key-user)", NULL,
+          NULL },
+        { "iap-credential", 0, FLAG_STRING, &iap_cred, "FILE",
+          "GCP service account json file for wsgate-server behind IAP", NULL, NULL },
+        { "iap-client-id", 0, FLAG_STRING, &iap_id, "ID", "IAP's OAuth2 Client ID", NULL,
+          NULL },
+        { "iap-token-endpoint", 0, FLAG_STRING, &iap_endpoint, "URL",
+          "OAuth2 token endpoint (default: https://oauth2.googleapis.com/token)", NULL, NULL },
+        { "ca-file", 0, FLAG_STRING, &ca_file, "FILE",
+          "Extra CA certificate (PEM) to trust for wss:// and the token endpoint", NULL, NULL },
+        { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
+          "Largest WebSocket message accepted (default 64MiB)", NULL, NULL },
+        { "version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
+        { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+    };
+    const struct flags_def def = {
+        .prog = "wsgate-client",
+        .synopsis = "--map FILE [OPTIONS]",
+        .description = "Accepts TCP connections on each LISTEN_ADDR of the map file and "
+                       "relays each one over its own WebSocket to wsgate-server.",
+        .style = FLAGS_GNU,
+        .specs = specs,
+    };
+    int first;
+    flags_parse_or_exit(&def, argc, argv, &first);
+    if (first < argc) {
+        fprintf(stderr, "wsgate-client: unexpected argument \"%s\"\n", argv[first]);
+        return 1;
+    }
+    if (!map_seen || !map_path || !*map_path) {
+        fprintf(stderr, "wsgate-client: the required flag `--map' was not specified\n");
+        return 1;
+    }
+    if (*iap_cred && *pk) {
+        fprintf(stderr, "wsgate-client: --iap-credential and --private-key are exclusive\n");
+        return 1;
+    }
+    if (*iap_cred || *iap_id) {
+        fprintf(stderr, "wsgate-client: --iap-credential: the IAP token source is not "
+                        "supported by this build yet\n");
+        return 1;
+    }
+    if (*ca_file) {
+        fprintf(stderr, "wsgate-client: --ca-file: TLS is not supported by this build yet\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char err[1200];
+    if (*pk) {
+        cl.token = wsg_token_privatekey_new(pk, pk_user, err, sizeof err);
+        if (!cl.token) {
+            fprintf(stderr, "wsgate-client: Failed to init token generator: %s\n", err);
+            return 1;
+        }
+    }
+    if (compression)
+        jsonlog(JSONLOG_WARN, "permessage-deflate is not offered by this version; "
+                              "connections run uncompressed");
+    int n = mapfile_load(map_path, "LISTEN_ADDR,URL", map_add, &cl, err, sizeof err);
+    if (n < 0) {
+        fprintf(stderr, "wsgate-client: %s\n", err);
+        return 1;
+    }
+    if (n == 0) {
+        fprintf(stderr, "wsgate-client: %s: no LISTEN_ADDR,URL line\n", map_path);
+        return 1;
+    }
+    cl.loop = ev_default_loop(EVFLAG_AUTO);
+    cl.opts.handshake_timeout = (double)cto / 1e9;
+    cl.opts.dial_timeout = (double)cto / 1e9;
+    cl.opts.write_timeout = 10.;
+    cl.opts.max_message = maxmsg;
+    cl.connect_timeout = (double)cto / 1e9;
+    cl.shutdown_timeout = (double)sto / 1e9;
+    cl.worker.loop = cl.loop;
+    cl.worker.opts = &cl.opts;
+    cl.worker.role = WS_ROLE_CLIENT;
+    cl.worker.seq = &cl.seq;
+    cl.worker.on_idle = client_idle;
+    cl.worker.owner = &cl;
+    for (size_t i = 0; i < cl.nls; i++) {
+        struct listener *l = &cl.ls[i];
+        l->cl = &cl;
+        l->fd = net_listen(l->listen, 1024, err, sizeof err);
+        if (l->fd < 0) {
+            fprintf(stderr, "wsgate-client: could not listen %s: %s\n", l->listen, err);
+            return 1;
+        }
+        jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
+                JL_STR("upstream", l->url));
+        ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+        l->io.data = l;
+        ev_io_start(cl.loop, &l->io);
+        ev_init(&l->retry, accept_retry_cb);
+        l->retry.data = l;
+    }
+    ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);
+    cl.sigterm.data = &cl;
+    ev_signal_start(cl.loop, &cl.sigterm);
+    ev_init(&cl.shutdown_timer, shutdown_timeout_cb);
+    ev_run(cl.loop, 0);
+    if (cl.token)
+        cl.token->free(cl.token);
+    return 0;
+}

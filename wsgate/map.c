@@ -1,0 +1,91 @@
+/* map: wsgate-server's NAME,HOST:PORT map file on top of lib/mapfile. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "jsonlog.h"
+#include "mapfile.h"
+#include "net.h"
+#include "wsgate.h"
+
+int wsg_upstream_check(const char *v, char *why, size_t whylen)
+{
+    if (strncmp(v, "unix:", 5) == 0) {
+        if (v[5] == '\0' || strlen(v + 5) >= 108) {
+            snprintf(why, whylen, "bad unix socket path \"%s\"", v + 5);
+            return -1;
+        }
+        return 0;
+    }
+    char host[256], port[32];
+    return net_split_hostport(v, host, sizeof host, port, sizeof port, why, whylen);
+}
+
+static int map_add(void *arg, const char *key, const char *value, int lineno, char *why,
+                   size_t whylen)
+{
+    (void)lineno;
+    struct wsg_map *m = arg;
+    if (strchr(key, '/') || strpbrk(key, " \t")) {
+        snprintf(why, whylen, "bad name \"%s\"", key);
+        return -1;
+    }
+    if (wsg_upstream_check(value, why, whylen) < 0)
+        return -1;
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->e[i].name, key) == 0) {
+            char *u = strdup(value);
+            if (!u)
+                return -1;
+            free(m->e[i].upstream);
+            m->e[i].upstream = u;
+            goto logged;
+        }
+    }
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16;
+        struct wsg_map_entry *ne = realloc(m->e, nc * sizeof *ne);
+        if (!ne)
+            return -1;
+        m->e = ne;
+        m->cap = nc;
+    }
+    m->e[m->n].name = strdup(key);
+    m->e[m->n].upstream = strdup(value);
+    if (!m->e[m->n].name || !m->e[m->n].upstream)
+        return -1;
+    m->n++;
+logged:
+    return 0;
+}
+
+int wsg_map_load(struct wsg_map *m, const char *path, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (!path || !*path)
+        return 0;
+    if (mapfile_load(path, "NAME,HOST:PORT", map_add, m, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < m->n; i++)
+        jsonlog(JSONLOG_INFO, "Created map", JL_STR("from", m->e[i].name),
+                JL_STR("to", m->e[i].upstream));
+    return 0;
+}
+
+const char *wsg_map_get(const struct wsg_map *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->e[i].name, name) == 0)
+            return m->e[i].upstream;
+    return NULL;
+}
+
+void wsg_map_free(struct wsg_map *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->e[i].name);
+        free(m->e[i].upstream);
+    }
+    free(m->e);
+    memset(m, 0, sizeof *m);
+}

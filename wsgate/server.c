@@ -1,0 +1,515 @@
+/* wsgate-server: WebSocket → TCP gateway. Accepts HTTP connections, routes
+ * GET / and /live (health), /proxy/NAME (JWT check, map lookup, upstream
+ * dial, RFC 6455 upgrade) and hands each upgraded connection to a tunnel
+ * (tunnel.c). One libev loop; all per-connection state lives in struct
+ * tunnel so a worker thread can own it. */
+#include <errno.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "flags.h"
+#include "jsonlog.h"
+#include "net.h"
+#include "tunnel.h"
+#include "units.h"
+#include "version.h"
+#include "ws.h"
+#include "ws_handshake.h"
+#include "wsgate.h"
+
+struct server {
+    struct ev_loop *loop;
+    struct wsg_opts opts;
+    struct wsg_worker worker;
+    struct wsg_map map;
+    struct wsg_auth auth;
+    int auth_enabled;
+    int listen_fd;
+    ev_io accept_io;
+    ev_timer accept_retry;
+    ev_signal sigterm;
+    ev_timer shutdown_timer;
+    int shutting_down;
+    double shutdown_timeout;
+    uint64_t seq;
+};
+
+static const struct wsg_disconnect_names server_names = {
+    .ws_read = "client_nextreader",
+    .tcp_write = "client_upstream_copy",
+    .tcp_read = "upstream_read",
+    .ws_write = "client_write",
+};
+
+/* Handshake state of one accepted connection (t->hs). */
+struct srv_hs {
+    struct server *srv;
+    struct ws_hs_server parser;
+    struct net_dial *dial;
+    char out[2048];
+    size_t out_len, out_off;
+    bool upgrade;   /* out is the 101: start the tunnel once it is written */
+    bool draining;  /* response sent, half-closed, reading until EOF */
+    uint8_t *early; /* bytes after the request head (owned) */
+    size_t early_len;
+    size_t got;     /* request bytes received */
+};
+
+static void hs_free(struct tunnel *t)
+{
+    struct srv_hs *h = t->hs;
+    if (!h)
+        return;
+    if (h->dial)
+        net_dial_cancel(h->dial);
+    ws_hs_server_free(&h->parser);
+    free(h->early);
+    free(h);
+    t->hs = NULL;
+}
+
+static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+static void hs_arm(struct tunnel *t, double secs)
+{
+    ev_timer_stop(t->w->loop, &t->timer);
+    ev_timer_set(&t->timer, secs > 0 ? secs : 1e9, 0.);
+    ev_timer_start(t->w->loop, &t->timer);
+}
+
+/* Send what is in h->out; then either start the tunnel (101) or linger. */
+static void hs_flush(struct tunnel *t)
+{
+    struct srv_hs *h = t->hs;
+    while (h->out_off < h->out_len) {
+        ssize_t n = send(t->ws.fd, h->out + h->out_off, h->out_len - h->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ev_io_stop(t->w->loop, &t->ws_wio);
+                ev_set_cb(&t->ws_wio, hs_write_cb);
+                ev_io_set(&t->ws_wio, t->ws.fd, EV_WRITE);
+                ev_io_start(t->w->loop, &t->ws_wio);
+                return;
+            }
+            if (h->upgrade) {
+                tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", strerror(errno), NULL,
+                           NULL);
+            }
+            tunnel_close(t);
+            return;
+        }
+        h->out_off += (size_t)n;
+    }
+    ev_io_stop(t->w->loop, &t->ws_wio);
+    if (h->upgrade) {
+        uint8_t *early = h->early;
+        size_t elen = h->early_len;
+        h->early = NULL;
+        hs_free(t);
+        t->hs_free = NULL;
+        tunnel_start(t, early, elen);
+        free(early);
+        return;
+    }
+    /* Lingering close: half-close and read until the client closes, so
+     * that unread request bytes cannot turn our FIN into a RST that destroys
+     * the response in flight. */
+    shutdown(t->ws.fd, SHUT_WR);
+    h->draining = true;
+    hs_arm(t, 2.0);
+    ev_io_stop(t->w->loop, &t->ws_rio);
+    ev_set_cb(&t->ws_rio, hs_read_cb);
+    ev_io_set(&t->ws_rio, t->ws.fd, EV_READ);
+    ev_io_start(t->w->loop, &t->ws_rio);
+}
+
+static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hs_flush(io->data);
+}
+
+static void respond(struct tunnel *t, int status, const char *body, const char *extra)
+{
+    struct srv_hs *h = t->hs;
+    ev_io_stop(t->w->loop, &t->ws_rio);
+    ssize_t n = ws_hs_response_simple(h->out, sizeof h->out, status, body, extra);
+    if (n < 0) {
+        n = ws_hs_response_simple(h->out, sizeof h->out, status, "error\n", NULL);
+        if (n < 0) {
+            tunnel_close(t);
+            return;
+        }
+    }
+    h->out_len = (size_t)n;
+    h->out_off = 0;
+    h->upgrade = false;
+    hs_arm(t, t->w->opts->write_timeout);
+    hs_flush(t);
+}
+
+static void dial_done(void *arg, int fd, const char *error)
+{
+    struct tunnel *t = arg;
+    struct srv_hs *h = t->hs;
+    h->dial = NULL;
+    if (fd < 0) {
+        tunnel_log(t, JSONLOG_WARN, "DialTimeout", "error", error, NULL, NULL);
+        char body[1200];
+        snprintf(body, sizeof body, "Could not connect upstream: %s\n", error);
+        respond(t, 500, body, NULL);
+        return;
+    }
+    t->tcp_fd = fd;
+    const struct ws_hs_request *r = &h->parser.req;
+    const char *proto = NULL;
+    if (r->protocol && ws_hs_has_token(r->protocol, WSG_HALF_CLOSE_PROTOCOL)) {
+        proto = WSG_HALF_CLOSE_PROTOCOL;
+        t->half_close = true;
+    }
+    ssize_t n = ws_hs_response_101(h->out, sizeof h->out, r->key, NULL, proto, NULL);
+    if (n < 0) {
+        tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", "response too large", NULL,
+                   NULL);
+        tunnel_close(t);
+        return;
+    }
+    h->out_len = (size_t)n;
+    h->out_off = 0;
+    h->upgrade = true;
+    hs_arm(t, t->w->opts->handshake_timeout);
+    hs_flush(t);
+}
+
+static void route(struct tunnel *t)
+{
+    struct srv_hs *h = t->hs;
+    struct server *srv = h->srv;
+    const struct ws_hs_request *r = &h->parser.req;
+    snprintf(t->xff, sizeof t->xff, "%s", r->x_forwarded_for ? r->x_forwarded_for : "");
+    const char *path = r->path ? r->path : "";
+    if (strcmp(path, "/") == 0 || strcmp(path, "/live") == 0) {
+        respond(t, 200, "OK\n", NULL);
+        return;
+    }
+    const char *name = strncmp(path, "/proxy/", 7) == 0 ? path + 7 : NULL;
+    if (!name || !*name || strchr(name, '/')) {
+        respond(t, 404, "404 page not found\n", NULL);
+        return;
+    }
+    snprintf(t->dest, sizeof t->dest, "%s", name);
+    /* the original counts every /proxy request, answered or not */
+    t->seq = ++srv->seq;
+    if (srv->auth_enabled) {
+        char err[512];
+        if (wsg_auth_verify(&srv->auth, r->authorization, t->user, sizeof t->user, err,
+                            sizeof err) < 0) {
+            tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
+            char body[600];
+            snprintf(body, sizeof body, "%s\n", err);
+            respond(t, 401, body, NULL);
+            return;
+        }
+    } else {
+        snprintf(t->user, sizeof t->user, "%s", r->user_email ? r->user_email : "");
+    }
+    const char *up = wsg_map_get(&srv->map, name);
+    if (!up) {
+        tunnel_log(t, JSONLOG_WARN, "No map found", NULL, NULL, NULL, NULL);
+        char body[400];
+        snprintf(body, sizeof body, "Not found: %s\n", name);
+        respond(t, 404, body, NULL);
+        return;
+    }
+    snprintf(t->upstream, sizeof t->upstream, "%s", up);
+    const char *why = NULL;
+    int st = ws_hs_request_check(r, &why);
+    if (st != 0) {
+        tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", why, NULL, NULL);
+        char body[300];
+        snprintf(body, sizeof body, "%s\n", why ? why : "Bad Request");
+        respond(t, st, body, st == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        return;
+    }
+    ev_io_stop(t->w->loop, &t->ws_rio);
+    ev_timer_stop(t->w->loop, &t->timer);
+    h->dial = net_dial(t->w->loop, up, srv->opts.dial_timeout, dial_done, t);
+    if (!h->dial) {
+        respond(t, 500, "Could not connect upstream: out of memory\n", NULL);
+    }
+}
+
+static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    struct srv_hs *h = t->hs;
+    uint8_t buf[8192];
+    ssize_t n = recv(t->ws.fd, buf, sizeof buf, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        tunnel_close(t);
+        return;
+    }
+    if (h->draining) {
+        if (n == 0)
+            tunnel_close(t);
+        return;
+    }
+    h->got += (size_t)n;
+    size_t used = 0;
+    int rc = ws_hs_server_feed(&h->parser, buf, (size_t)n, &used);
+    if (rc == WS_HS_MORE) {
+        if (n == 0)
+            tunnel_close(t); /* EOF before a complete head: nothing to answer */
+        return;
+    }
+    if (rc == WS_HS_ERROR) {
+        if (n == 0 && h->got == 0) {
+            tunnel_close(t);
+            return;
+        }
+        char body[300];
+        snprintf(body, sizeof body, "%s\n", h->parser.error ? h->parser.error : "Bad Request");
+        respond(t, h->parser.status ? h->parser.status : 400, body, NULL);
+        return;
+    }
+    if ((size_t)n > used) {
+        h->early_len = (size_t)n - used;
+        h->early = malloc(h->early_len);
+        if (!h->early) {
+            tunnel_close(t);
+            return;
+        }
+        memcpy(h->early, buf + used, h->early_len);
+    }
+    route(t);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)revents;
+    struct server *srv = tm->data;
+    if (!srv->shutting_down)
+        ev_io_start(loop, &srv->accept_io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct server *srv = io->data;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: stop accepting for a moment instead of
+                 * spinning on a listener that stays readable */
+                jsonlog(JSONLOG_WARN, "accept: pausing", JL_ERR(strerror(errno)));
+                ev_io_stop(loop, &srv->accept_io);
+                ev_timer_set(&srv->accept_retry, 0.1, 0.);
+                ev_timer_start(loop, &srv->accept_retry);
+            }
+            return;
+        }
+        struct tunnel *t = tunnel_new(&srv->worker, &server_names);
+        struct srv_hs *h = t ? calloc(1, sizeof *h) : NULL;
+        if (!h || ws_hs_server_init(&h->parser, 0) < 0) {
+            free(h);
+            if (t)
+                tunnel_close(t);
+            close(fd);
+            continue;
+        }
+        h->srv = srv;
+        t->hs = h;
+        t->hs_free = hs_free;
+        transport_tcp_init(&t->ws, fd);
+        net_set_nodelay(fd);
+        net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
+        ev_set_cb(&t->ws_rio, hs_read_cb);
+        ev_io_set(&t->ws_rio, fd, EV_READ);
+        ev_io_start(loop, &t->ws_rio);
+        hs_arm(t, srv->opts.handshake_timeout);
+    }
+}
+
+static void server_idle(struct wsg_worker *w)
+{
+    struct server *srv = w->owner;
+    if (srv->shutting_down) {
+        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+        ev_break(srv->loop, EVBREAK_ALL);
+    }
+}
+
+static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)tm;
+    (void)revents;
+    jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)revents;
+    struct server *srv = sig->data;
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = 1;
+    jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
+    ev_io_stop(loop, &srv->accept_io);
+    ev_timer_stop(loop, &srv->accept_retry);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    if (srv->worker.open == 0) {
+        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
+    ev_timer_set(&srv->shutdown_timer, srv->shutdown_timeout, 0.);
+    ev_timer_start(loop, &srv->shutdown_timer);
+}
+
+static int parse_dump(void *target, const char *value, char *err, size_t errlen)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (!*value || *end || v < 0) {
+        snprintf(err, errlen, "expected 0, 1 or 2");
+        return -1;
+    }
+    *(int *)target = v > 2 ? 2 : (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct server srv;
+    const char *listen_addr = "127.0.0.1:8086", *map_path = "", *key_path = "";
+    int64_t handshake = 10000000000LL, dial = 10000000000LL, wto = 10000000000LL;
+    int64_t sto = 86400000000000LL, fresh = 3600000000000LL;
+    int compression = 0, dump = 0;
+    uint64_t maxmsg = WSG_MAX_MESSAGE;
+    const struct flag_spec specs[] = {
+        { "listen", 0, FLAG_STRING, &listen_addr, "ADDR",
+          "Address to listen to (default 127.0.0.1:8086)", NULL, NULL },
+        { "map", 0, FLAG_STRING, &map_path, "FILE", "Path and proxy host mapping file", NULL,
+          NULL },
+        { "public-key", 0, FLAG_STRING, &key_path, "FILE",
+          "Public key for verifying JWT auth header", NULL, NULL },
+        { "jwt-freshness", 0, FLAG_DURATION, &fresh, "DURATION",
+          "Time in seconds to allow generated jwt tokens (default 1h0m0s)", NULL, NULL },
+        { "handshake_timeout", 0, FLAG_DURATION, &handshake, "DURATION",
+          "Handshake timeout (default 10s)", NULL, NULL },
+        { "dial_timeout", 0, FLAG_DURATION, &dial, "DURATION", "Dial timeout (default 10s)",
+          NULL, NULL },
+        { "write_timeout", 0, FLAG_DURATION, &wto, "DURATION",
+          "Write timeout for handshake responses and the close handshake (default 10s)", NULL,
+          NULL },
+        { "shutdown_timeout", 0, FLAG_DURATION, &sto, "DURATION",
+          "Timeout to wait for all connections to be closed (default 24h0m0s)", NULL, NULL },
+        { "enable_compression", 0, FLAG_BOOL, &compression, NULL,
+          "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL },
+        { "dump-tcp", 0, FLAG_FUNC, &dump, "N",
+          "Dump TCP. 0 = disable, 1 = src to dest, 2 = both", parse_dump, NULL },
+        { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
+          "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
+          "(default 64MiB)", NULL, NULL },
+        { "version", 0, FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
+        { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+    };
+    const struct flags_def def = {
+        .prog = "wsgate-server",
+        .synopsis = "[-listen ADDR] [-map FILE] [-public-key FILE] [options]",
+        .description = "WebSocket to TCP gateway: /proxy/NAME is relayed to the upstream "
+                       "mapped to NAME.",
+        .style = FLAGS_GO,
+        .specs = specs,
+    };
+    int first;
+    flags_parse_or_exit(&def, argc, argv, &first);
+    if (first < argc) {
+        fprintf(stderr, "wsgate-server: unexpected argument \"%s\"\n", argv[first]);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    srv.opts.handshake_timeout = (double)handshake / 1e9;
+    srv.opts.dial_timeout = (double)dial / 1e9;
+    srv.opts.write_timeout = (double)wto / 1e9;
+    srv.opts.dump_tcp = dump;
+    srv.opts.max_message = maxmsg;
+    srv.shutdown_timeout = (double)sto / 1e9;
+    if (wsg_map_load(&srv.map, map_path, err, sizeof err) < 0) {
+        fprintf(stderr, "wsgate-server: %s\n", err);
+        return 1;
+    }
+    if (*key_path) {
+        if (wsg_auth_load(&srv.auth, key_path, fresh, err, sizeof err) < 0) {
+            fprintf(stderr, "wsgate-server: %s\n", err);
+            return 1;
+        }
+        srv.auth_enabled = 1;
+    }
+    if (compression)
+        jsonlog(JSONLOG_WARN, "permessage-deflate is not negotiated by this version; "
+                              "connections run uncompressed");
+
+    srv.listen_fd = net_starter_listener(err, sizeof err);
+    if (srv.listen_fd == -1) {
+        fprintf(stderr, "wsgate-server: %s\n", err);
+        return 1;
+    }
+    if (srv.listen_fd == -2) {
+        srv.listen_fd = net_listen(listen_addr, 1024, err, sizeof err);
+        if (srv.listen_fd < 0) {
+            fprintf(stderr, "wsgate-server: Failed to listen to port: %s\n", err);
+            return 1;
+        }
+        jsonlog(JSONLOG_INFO, "Listening", JL_STR("listen", listen_addr));
+    } else {
+        jsonlog(JSONLOG_INFO, "Listening on the socket from Server::Starter",
+                JL_STR("SERVER_STARTER_PORT", getenv("SERVER_STARTER_PORT")));
+    }
+
+    srv.loop = ev_default_loop(EVFLAG_AUTO);
+    srv.worker.loop = srv.loop;
+    srv.worker.opts = &srv.opts;
+    srv.worker.role = WS_ROLE_SERVER;
+    srv.worker.seq = &srv.seq;
+    srv.worker.on_idle = server_idle;
+    srv.worker.owner = &srv;
+    ev_io_init(&srv.accept_io, accept_cb, srv.listen_fd, EV_READ);
+    srv.accept_io.data = &srv;
+    ev_io_start(srv.loop, &srv.accept_io);
+    ev_init(&srv.accept_retry, accept_retry_cb);
+    srv.accept_retry.data = &srv;
+    ev_signal_init(&srv.sigterm, sigterm_cb, SIGTERM);
+    srv.sigterm.data = &srv;
+    ev_signal_start(srv.loop, &srv.sigterm);
+    ev_init(&srv.shutdown_timer, shutdown_timeout_cb);
+    srv.shutdown_timer.data = &srv;
+    ev_run(srv.loop, 0);
+    wsg_map_free(&srv.map);
+    if (srv.auth_enabled)
+        wsg_auth_free(&srv.auth);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* transport: plain TCP implementation of the transport ops (see transport.h). */
+#include "transport.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static ssize_t tcp_read(struct transport *t, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = recv(t->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static ssize_t tcp_writev(struct transport *t, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh = { 0 };
+    mh.msg_iov = (struct iovec *)(uintptr_t)iov;
+    mh.msg_iovlen = (size_t)iovcnt;
+    ssize_t n;
+    do
+        n = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static size_t tcp_pending(struct transport *t)
+{
+    (void)t;
+    return 0;
+}
+
+static void tcp_close(struct transport *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+static const struct transport_ops tcp_ops = {
+    .name = "tcp",
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .pending = tcp_pending,
+    .close = tcp_close,
+};
+
+void transport_tcp_init(struct transport *t, int fd)
+{
+    t->ops = &tcp_ops;
+    t->fd = fd;
+    t->want = 0;
+    t->impl = NULL;
+}

@@ -1,0 +1,580 @@
+/* tunnel: the relay between a WebSocket and a TCP socket (see tunnel.h).
+ *
+ * Every watcher callback does its I/O, records what happened in the tunnel's
+ * flags, and ends with tunnel_after_event(), which either closes the tunnel
+ * (the single exit) or sets the four watchers from the state. Nothing frees
+ * the tunnel in the middle of a callback. */
+#include "tunnel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "jsonlog.h"
+
+static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void ws_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
+static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
+
+struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names)
+{
+    struct tunnel *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->w = w;
+    t->names = names;
+    t->tcp_fd = -1;
+    t->ws.fd = -1;
+    t->state = TUNNEL_HANDSHAKE;
+    ev_init(&t->ws_rio, ws_read_cb);
+    ev_init(&t->ws_wio, ws_write_cb);
+    ev_init(&t->tcp_rio, tcp_read_cb);
+    ev_init(&t->tcp_wio, tcp_write_cb);
+    t->ws_rio.data = t->ws_wio.data = t->tcp_rio.data = t->tcp_wio.data = t;
+    ev_init(&t->timer, timer_cb);
+    t->timer.data = t;
+    ev_init(&t->dump_timer, dump_timer_cb);
+    t->dump_timer.data = t;
+    w->open++;
+    return t;
+}
+
+/* ---- logging ---- */
+
+static size_t common_fields(struct tunnel *t, struct jsonlog_field *f)
+{
+    size_t n = 0;
+    f[n++] = JL_UINT("seq", t->seq);
+    if (t->w->role == WS_ROLE_SERVER) {
+        f[n++] = JL_STR("x-forwarded-for", t->xff);
+        f[n++] = JL_STR("remote-addr", t->remote_addr);
+        f[n++] = JL_STR("destination", t->dest);
+        f[n++] = JL_STR("user-email", t->user);
+        f[n++] = JL_STR("upstream", t->upstream);
+    } else {
+        f[n++] = JL_STR("remote-addr", t->remote_addr);
+        f[n++] = JL_STR("destination", t->dest);
+        f[n++] = JL_STR("upstream", t->upstream);
+    }
+    return n;
+}
+
+void tunnel_log(struct tunnel *t, int level, const char *msg, const char *k1, const char *v1,
+                const char *k2, const char *v2)
+{
+    struct jsonlog_field f[12];
+    size_t n = common_fields(t, f);
+    if (k1)
+        f[n++] = JL_STR(k1, v1);
+    if (k2)
+        f[n++] = JL_STR(k2, v2);
+    jsonlog_write((enum jsonlog_level)level, msg, f, n);
+}
+
+void wsg_dump_format(const uint8_t *p, size_t len, char *hex, char *ascii)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        hex[3 * i] = digits[p[i] >> 4];
+        hex[3 * i + 1] = digits[p[i] & 15];
+        hex[3 * i + 2] = i + 1 < len ? ' ' : '\0';
+        ascii[i] = (p[i] >= 0x20 && p[i] <= 0x7e) ? (char)p[i] : '.';
+    }
+    if (len == 0)
+        hex[0] = '\0';
+    ascii[len] = '\0';
+}
+
+static void dump_flush(struct tunnel *t, int dir)
+{
+    size_t len = t->dump_len[dir];
+    if (len == 0)
+        return;
+    char *hex = malloc(3 * len + 1), *ascii = malloc(len + 1);
+    if (hex && ascii) {
+        wsg_dump_format(t->dump[dir], len, hex, ascii);
+        struct jsonlog_field f[12];
+        size_t n = common_fields(t, f);
+        f[n++] = JL_UINT("direction", (unsigned)dir + 1);
+        f[n++] = JL_STR("hex", hex);
+        f[n++] = JL_STR("ascii", ascii);
+        jsonlog_write(JSONLOG_INFO, "dump", f, n);
+    }
+    free(hex);
+    free(ascii);
+    t->dump_len[dir] = 0;
+}
+
+/* Record relayed bytes for -dump-tcp (dir 0 = ws→tcp "1", 1 = tcp→ws "2"). */
+static void dump_add(struct tunnel *t, int dir, const uint8_t *p, size_t len)
+{
+    int level = t->w->opts->dump_tcp;
+    if (level < dir + 1 || t->w->role != WS_ROLE_SERVER)
+        return;
+    if (!t->dump[dir] && !(t->dump[dir] = malloc(WSG_DUMP_MAX)))
+        return;
+    while (len > 0) {
+        if (t->dump_len[dir] == WSG_DUMP_MAX)
+            dump_flush(t, dir);
+        size_t k = WSG_DUMP_MAX - t->dump_len[dir];
+        if (k > len)
+            k = len;
+        memcpy(t->dump[dir] + t->dump_len[dir], p, k);
+        t->dump_len[dir] += k;
+        p += k;
+        len -= k;
+    }
+    if (!ev_is_active(&t->dump_timer)) {
+        ev_timer_set(&t->dump_timer, 0.3, 0.3);
+        ev_timer_start(t->w->loop, &t->dump_timer);
+    }
+}
+
+static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = tm->data;
+    dump_flush(t, 0);
+    dump_flush(t, 1);
+}
+
+/* ---- state changes ---- */
+
+static void set_where(struct tunnel *t, const char *where)
+{
+    if (!t->disconnect_at)
+        t->disconnect_at = where;
+}
+
+/* An I/O failure: nothing more can be done on that socket; end now. */
+static void fail_now(struct tunnel *t, const char *where, const char *msg, int err)
+{
+    t->failed = true;
+    set_where(t, where);
+    tunnel_log(t, JSONLOG_WARN, msg, "error", strerror(err), NULL, NULL);
+    t->state = TUNNEL_CLOSING;
+    t->close_sent = true;
+    t->ws_eof = true; /* forces the close in after_event */
+    t->tcp_out_len = 0;
+    t->ws_out_len = 0;
+    t->ctrl_len = 0;
+}
+
+static void queue_ctrl(struct tunnel *t, unsigned opcode, const void *payload, size_t len)
+{
+    if (t->ctrl_len + WS_MAX_CONTROL_FRAME > sizeof t->ctrl)
+        return; /* only when the peer floods pings faster than it reads: skip a pong */
+    ssize_t n = ws_control_frame(t->ctrl + t->ctrl_len, t->w->role, opcode, payload, len);
+    if (n > 0)
+        t->ctrl_len += (size_t)n;
+}
+
+static void arm_timer(struct tunnel *t, double after)
+{
+    ev_timer_stop(t->w->loop, &t->timer);
+    ev_timer_set(&t->timer, after, 0.);
+    ev_timer_start(t->w->loop, &t->timer);
+}
+
+/* Queue our close frame after any pending data and stop taking new data. */
+static void begin_close(struct tunnel *t, uint16_t code, const char *reason)
+{
+    if (t->close_sent)
+        return;
+    if (t->ctrl_len + WS_MAX_CONTROL_FRAME > sizeof t->ctrl)
+        t->ctrl_len = 0; /* pongs may be dropped; the close may not */
+    ssize_t n = ws_close_frame(t->ctrl + t->ctrl_len, t->w->role, code, reason);
+    if (n > 0)
+        t->ctrl_len += (size_t)n;
+    t->close_sent = true;
+    t->state = TUNNEL_CLOSING;
+    arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
+}
+
+/* ---- WebSocket → TCP ---- */
+
+static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(t->tcp_fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            fail_now(t, t->names->tcp_write, "Reading from websocket", errno);
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    t->tcp_out = p;
+    t->tcp_out_len = len;
+}
+
+static void got_ws_eof_marker(struct tunnel *t)
+{
+    t->ws_eof_received = true;
+    if (!t->tcp_shut) {
+        shutdown(t->tcp_fd, SHUT_WR);
+        t->tcp_shut = true;
+    }
+    if (t->tcp_eof) {
+        set_where(t, t->names->ws_read);
+        begin_close(t, WS_CLOSE_NORMAL, NULL);
+    }
+}
+
+static void handle_data(struct tunnel *t, const struct ws_event *ev)
+{
+    if (ev->opcode != WS_OP_BINARY) {
+        t->failed = true;
+        set_where(t, t->names->ws_read);
+        struct jsonlog_field f[12];
+        size_t n = common_fields(t, f);
+        f[n++] = JL_INT("messageType", ev->opcode);
+        jsonlog_write(JSONLOG_WARN, "BinaryMessage required", f, n);
+        begin_close(t, WS_CLOSE_UNSUPPORTED_DATA, "binary messages only");
+        t->close_received = true; /* read nothing more */
+        return;
+    }
+    if (t->close_sent || t->tcp_shut) {
+        if (t->ws_eof_received && ev->len > 0) {
+            t->failed = true;
+            set_where(t, t->names->ws_read);
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "data after end of stream",
+                       NULL, NULL);
+            begin_close(t, WS_CLOSE_PROTOCOL_ERROR, "data after end of stream");
+            t->close_received = true;
+        }
+        return; /* closing: nowhere to deliver */
+    }
+    if (ev->len == 0) {
+        if (t->half_close && ev->message_start && ev->message_end)
+            got_ws_eof_marker(t);
+        return;
+    }
+    t->nread += ev->len;
+    dump_add(t, 0, ev->data, ev->len);
+    tcp_send(t, ev->data, ev->len);
+}
+
+static void handle_control(struct tunnel *t, const struct ws_event *ev)
+{
+    switch (ev->opcode) {
+    case WS_OP_PING:
+        queue_ctrl(t, WS_OP_PONG, ev->data, ev->len);
+        break;
+    case WS_OP_PONG:
+        break;
+    case WS_OP_CLOSE:
+        t->close_received = true;
+        t->close_code = ev->close_code;
+        set_where(t, t->names->ws_read);
+        if (ev->close_code != WS_CLOSE_NORMAL && ev->close_code != WS_CLOSE_GOING_AWAY &&
+            ev->close_code != WS_CLOSE_NO_STATUS && !t->close_sent) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "websocket: close %u (%s): %.*s", ev->close_code,
+                     ws_close_code_str(ev->close_code), (int)ev->reason_len,
+                     (const char *)ev->reason);
+            t->failed = true;
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", msg, NULL, NULL);
+        }
+        if (!t->close_sent) {
+            uint16_t code = ev->close_code;
+            if (!ws_close_code_valid(code))
+                code = WS_CLOSE_NORMAL;
+            begin_close(t, code, NULL);
+        }
+        break;
+    }
+}
+
+/* Decode what is in ws_rbuf and deliver it, until the buffer is used up or
+ * the TCP side (or the control queue) cannot take more. */
+static void ws_pump(struct tunnel *t)
+{
+    while (t->tcp_out_len == 0 && !t->close_received &&
+           t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl) {
+        struct ws_event ev;
+        size_t n = ws_decoder_feed(&t->dec, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos,
+                                   &ev);
+        t->ws_rpos += n;
+        switch (ev.type) {
+        case WS_EV_NEED_MORE:
+            if (t->ws_rpos > 0) {
+                memmove(t->ws_rbuf, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos);
+                t->ws_rlen -= t->ws_rpos;
+                t->ws_rpos = 0;
+            }
+            return;
+        case WS_EV_DATA:
+            handle_data(t, &ev);
+            break;
+        case WS_EV_CONTROL:
+            handle_control(t, &ev);
+            break;
+        case WS_EV_ERROR:
+            t->failed = true;
+            set_where(t, t->names->ws_read);
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", ev.error, NULL, NULL);
+            begin_close(t, ev.close_code, ev.error);
+            t->close_received = true; /* the decoder is done: read nothing more */
+            return;
+        }
+    }
+}
+
+static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void tunnel_after_event(struct tunnel *t);
+
+static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, WSG_BUF_SIZE - t->ws_rlen);
+    if (n > 0) {
+        t->ws_rlen += (size_t)n;
+        ws_pump(t);
+    } else if (n == 0) {
+        t->ws_eof = true;
+        set_where(t, t->names->ws_read);
+        if (!t->close_received && !t->close_sent && t->ws_rlen > t->ws_rpos) {
+            t->failed = true; /* cut in the middle of a frame */
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL, NULL);
+        }
+        arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        fail_now(t, t->names->ws_read, "NextReader", errno);
+    }
+    tunnel_after_event(t);
+}
+
+static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    if (t->tcp_out_len > 0)
+        tcp_send(t, t->tcp_out, t->tcp_out_len);
+    if (t->tcp_out_len == 0 && !t->ws_eof)
+        ws_pump(t);
+    tunnel_after_event(t);
+}
+
+/* ---- TCP → WebSocket ---- */
+
+static void ws_flush(struct tunnel *t)
+{
+    while (t->ws_out_len > 0 || t->ctrl_len > 0) {
+        struct iovec iov[2];
+        int cnt = 0;
+        if (t->ws_out_len > 0)
+            iov[cnt++] = (struct iovec){ t->ws_out, t->ws_out_len };
+        if (t->ctrl_len > 0)
+            iov[cnt++] = (struct iovec){ t->ctrl, t->ctrl_len };
+        ssize_t n = transport_writev(&t->ws, iov, cnt);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            fail_now(t, t->names->ws_write, "WriteMessage", errno);
+            return;
+        }
+        size_t k = (size_t)n < t->ws_out_len ? (size_t)n : t->ws_out_len;
+        if (k > 0) {
+            t->ws_out += k;
+            t->ws_out_len -= k;
+            n -= (ssize_t)k;
+            if (t->ws_out_len == 0) {
+                t->nwrite += t->ws_out_payload;
+                dump_add(t, 1, t->tcp_rbuf + WS_MAX_HEADER, t->ws_out_payload);
+                t->ws_out_payload = 0;
+            }
+        }
+        if (n > 0) {
+            memmove(t->ctrl, t->ctrl + n, t->ctrl_len - (size_t)n);
+            t->ctrl_len -= (size_t)n;
+        }
+    }
+}
+
+static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
+    ssize_t n = recv(t->tcp_fd, payload, WSG_BUF_SIZE, 0);
+    if (n > 0) {
+        struct ws_frame_header hdr;
+        uint8_t head[WS_MAX_HEADER];
+        size_t hl = ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, 0, (uint64_t)n);
+        if (hdr.masked)
+            ws_mask(payload, (size_t)n, hdr.mask, 0);
+        t->ws_out = payload - hl;
+        memcpy(t->ws_out, head, hl);
+        t->ws_out_len = hl + (size_t)n;
+        t->ws_out_payload = (size_t)n;
+        ws_flush(t);
+    } else if (n == 0) {
+        t->tcp_eof = true;
+        if (t->half_close) {
+            struct ws_frame_header hdr;
+            t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role, WS_OP_BINARY,
+                                          true, 0, 0);
+            if (t->ws_eof_received) {
+                set_where(t, t->names->tcp_read);
+                begin_close(t, WS_CLOSE_NORMAL, NULL);
+            }
+        } else {
+            set_where(t, t->names->tcp_read);
+            begin_close(t, WS_CLOSE_NORMAL, NULL);
+        }
+        ws_flush(t);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        int e = errno;
+        t->failed = true;
+        set_where(t, t->names->tcp_read);
+        tunnel_log(t, JSONLOG_WARN, "Reading from dest", "error", strerror(e), NULL, NULL);
+        t->tcp_eof = true;
+        t->tcp_out_len = 0;
+        t->tcp_shut = true;
+        begin_close(t, WS_CLOSE_GOING_AWAY, "upstream connection failed");
+        ws_flush(t);
+    }
+    tunnel_after_event(t);
+}
+
+static void ws_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    ws_flush(t);
+    /* the control queue had room again: resume decoding */
+    if (t->tcp_out_len == 0 && t->ws_rpos < t->ws_rlen && !t->ws_eof)
+        ws_pump(t);
+    tunnel_after_event(t);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = tm->data;
+    if (t->state == TUNNEL_HANDSHAKE) {
+        tunnel_close(t); /* handshake code arms its own timers; this is a fallback */
+        return;
+    }
+    tunnel_close(t);
+}
+
+/* ---- after every event ---- */
+
+static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
+{
+    if (on && !ev_is_active(io)) {
+        ev_io_set(io, fd, events);
+        ev_io_start(loop, io);
+    } else if (!on && ev_is_active(io)) {
+        ev_io_stop(loop, io);
+    }
+}
+
+static void tunnel_after_event(struct tunnel *t)
+{
+    bool ws_flushed = t->ws_out_len == 0 && t->ctrl_len == 0;
+    if (t->ws_eof && (t->tcp_out_len == 0 || t->tcp_shut)) {
+        tunnel_close(t);
+        return;
+    }
+    if (t->close_sent && ws_flushed && t->close_received && t->tcp_out_len == 0) {
+        tunnel_close(t);
+        return;
+    }
+    struct ev_loop *loop = t->w->loop;
+    bool pump_blocked = t->tcp_out_len > 0 || t->ctrl_len + WS_MAX_CONTROL_FRAME > sizeof t->ctrl;
+    io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, !t->ws_eof && !t->close_received && !pump_blocked);
+    io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, !t->ws_eof && !ws_flushed);
+    io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ,
+           t->state == TUNNEL_OPEN && !t->tcp_eof && t->ws_out_len == 0 && !t->close_sent);
+    io_set(loop, &t->tcp_wio, t->tcp_fd, EV_WRITE, t->tcp_out_len > 0);
+}
+
+void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
+{
+    struct ws_decoder_config dc = { 0 };
+    dc.role = t->w->role;
+    dc.max_frame_size = 0;
+    dc.max_message_size = t->w->opts->max_message;
+    dc.binary_only = false; /* text is refused by handle_data with the original's log */
+    ws_decoder_init(&t->dec, &dc);
+    t->ws_rbuf = malloc(WSG_BUF_SIZE);
+    t->tcp_rbuf = malloc(WS_MAX_HEADER + WSG_BUF_SIZE);
+    ev_timer_stop(t->w->loop, &t->timer);
+    /* the handshake code used these watchers with its own callbacks */
+    ev_io_stop(t->w->loop, &t->ws_rio);
+    ev_io_stop(t->w->loop, &t->ws_wio);
+    ev_set_cb(&t->ws_rio, ws_read_cb);
+    ev_set_cb(&t->ws_wio, ws_write_cb);
+    ev_set_cb(&t->timer, timer_cb);
+    if (!t->ws_rbuf || !t->tcp_rbuf) {
+        tunnel_log(t, JSONLOG_ERROR, "out of memory", NULL, NULL, NULL, NULL);
+        t->failed = true;
+        tunnel_close(t);
+        return;
+    }
+    t->state = TUNNEL_OPEN;
+    tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
+    if (len > WSG_BUF_SIZE)
+        len = WSG_BUF_SIZE;
+    if (len) {
+        memcpy(t->ws_rbuf, early, len);
+        t->ws_rlen = len;
+        ws_pump(t);
+    }
+    tunnel_after_event(t);
+}
+
+void tunnel_close(struct tunnel *t)
+{
+    struct ev_loop *loop = t->w->loop;
+    ev_io_stop(loop, &t->ws_rio);
+    ev_io_stop(loop, &t->ws_wio);
+    ev_io_stop(loop, &t->tcp_rio);
+    ev_io_stop(loop, &t->tcp_wio);
+    ev_timer_stop(loop, &t->timer);
+    ev_timer_stop(loop, &t->dump_timer);
+    if (t->state != TUNNEL_HANDSHAKE) {
+        dump_flush(t, 0);
+        dump_flush(t, 1);
+        struct jsonlog_field f[16];
+        size_t n = common_fields(t, f);
+        f[n++] = JL_STR("status", t->failed ? "Failed" : "Suceeded");
+        f[n++] = JL_UINT("read", t->nread);
+        f[n++] = JL_UINT("write", t->nwrite);
+        f[n++] = JL_STR("disconnect_at", t->disconnect_at ? t->disconnect_at : "");
+        jsonlog_write(JSONLOG_INFO, "log", f, n);
+    }
+    if (t->hs_free)
+        t->hs_free(t);
+    if (t->tcp_fd >= 0)
+        close(t->tcp_fd);
+    transport_close(&t->ws);
+    free(t->ws_rbuf);
+    free(t->tcp_rbuf);
+    free(t->dump[0]);
+    free(t->dump[1]);
+    struct wsg_worker *w = t->w;
+    free(t);
+    if (w->open > 0 && --w->open == 0 && w->on_idle)
+        w->on_idle(w);
+}

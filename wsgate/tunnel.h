@@ -1,0 +1,140 @@
+/* tunnel: one relayed connection of wsgate — a WebSocket on one side, a plain
+ * TCP socket on the other — used by both wsgate-server (the TCP side is the
+ * upstream) and wsgate-client (the TCP side is the local application).
+ *
+ * The two directions are symmetric halves:
+ *   WebSocket → TCP: bytes are read into ws_rbuf, the decoder unmasks data
+ *     payloads in place, and each chunk is written to the TCP socket straight
+ *     from ws_rbuf. While a chunk is not fully written the WebSocket is not
+ *     read (back-pressure: at most one read buffer per direction).
+ *   TCP → WebSocket: bytes are read into tcp_rbuf behind WS_MAX_HEADER bytes
+ *     of headroom, the frame header is written in front of them (and the
+ *     payload masked in place on the client), and header + payload leave in
+ *     one write. While that frame is not fully sent the TCP socket is not read.
+ * Control frames (pong, close, the half-close marker) queue in a small fixed
+ * buffer and are sent between data frames.
+ *
+ * Half-close: when both ends agreed on the subprotocol "wsgate-half-close"
+ * (see WSG_HALF_CLOSE_PROTOCOL), an EMPTY binary message means "no more data
+ * in this direction": the receiver shuts down the write side of its TCP
+ * socket, and the other direction keeps flowing. The tunnel ends with a close
+ * handshake when both directions have ended. Without the agreement (the Go
+ * originals, other peers) EOF on the TCP side closes the whole tunnel, as the
+ * originals do.
+ *
+ * Ownership: a tunnel owns its two sockets, both buffers and its watchers;
+ * tunnel_close() is the one idempotent exit that stops everything, logs the
+ * final line (status, read/write byte counts, disconnect_at) and frees it. A
+ * tunnel lives on one worker's loop and is touched only by that thread. */
+#ifndef WSGATE_TUNNEL_H
+#define WSGATE_TUNNEL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transport.h"
+#include "ws.h"
+
+#define WSG_HALF_CLOSE_PROTOCOL "wsgate-half-close"
+#define WSG_BUF_SIZE (256 * 1024)      /* each direction's read buffer */
+#define WSG_MAX_MESSAGE (64u << 20)    /* default max payload of one received message */
+#define WSG_DUMP_MAX (64 * 1024)       /* dump bytes buffered before a forced flush */
+
+/* Settings shared by every tunnel of a program (read-only once running). */
+struct wsg_opts {
+    double handshake_timeout; /* seconds */
+    double dial_timeout;
+    double write_timeout;     /* bounds the close handshake and handshake writes */
+    int dump_tcp;             /* 0 off, 1 ws→tcp, 2 both (server) */
+    uint64_t max_message;     /* max payload of one received message, 0 = none */
+};
+
+/* Per-worker state: one libev loop and the tunnels on it. */
+struct wsg_worker {
+    struct ev_loop *loop;
+    const struct wsg_opts *opts;
+    enum ws_role role;
+    uint64_t *seq;         /* shared counter of accepted connections */
+    unsigned long open;    /* tunnels (including handshakes) alive */
+    void (*on_idle)(struct wsg_worker *w); /* called when open drops to 0 */
+    void *owner;
+};
+
+/* Names of the places a tunnel can end, for disconnect_at (the server uses
+ * the original's names). */
+struct wsg_disconnect_names {
+    const char *ws_read, *tcp_write, *tcp_read, *ws_write;
+};
+
+enum tunnel_state {
+    TUNNEL_HANDSHAKE, /* owned by server.c/client.c handshake code */
+    TUNNEL_OPEN,      /* relaying */
+    TUNNEL_CLOSING,   /* our close frame queued/sent; waiting for the peer's */
+};
+
+struct tunnel {
+    struct wsg_worker *w;
+    uint64_t seq;
+    enum tunnel_state state;
+
+    /* WebSocket side */
+    struct transport ws;
+    ev_io ws_rio, ws_wio;
+    struct ws_decoder dec;
+    uint8_t *ws_rbuf;        /* owned; WSG_BUF_SIZE */
+    size_t ws_rlen, ws_rpos; /* bytes held / bytes already decoded */
+    const uint8_t *tcp_out;  /* pending chunk for the TCP side (inside ws_rbuf) */
+    size_t tcp_out_len;
+    bool ws_eof;             /* transport EOF */
+    bool close_received, close_sent, ws_eof_received, half_close;
+
+    /* TCP side */
+    int tcp_fd;
+    ev_io tcp_rio, tcp_wio;
+    uint8_t *tcp_rbuf;       /* owned; WS_MAX_HEADER + WSG_BUF_SIZE */
+    uint8_t *ws_out;         /* pending data frame (inside tcp_rbuf) */
+    size_t ws_out_len, ws_out_payload;
+    uint8_t ctrl[4 * WS_MAX_CONTROL_FRAME];
+    size_t ctrl_len;
+    bool tcp_eof, tcp_shut;
+
+    ev_timer timer;          /* handshake / close-handshake deadline */
+    ev_timer dump_timer;
+
+    /* accounting and log fields */
+    uint64_t nread, nwrite;  /* payload bytes received / sent over the WebSocket */
+    const char *disconnect_at;
+    bool failed;
+    uint16_t close_code;     /* received close code, 0 = none */
+    const struct wsg_disconnect_names *names;
+    char remote_addr[80], xff[256], dest[1024], upstream[300], user[256];
+    uint8_t *dump[2];        /* dump buffers (direction 1, 2), owned */
+    size_t dump_len[2];
+
+    void *hs;                /* handshake state of server.c/client.c, owned by them */
+    void (*hs_free)(struct tunnel *t);
+};
+
+/* Allocate a tunnel on worker w (counted in w->open). fds are not set yet. */
+struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names);
+
+/* Start relaying: the handshake is done, t->ws and t->tcp_fd are set, and
+ * `early` bytes (len) that followed the handshake head are WebSocket data.
+ * Logs the "Connected" line. */
+void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len);
+
+/* The one exit: stop watchers, close both sockets, log the final line (when
+ * the tunnel was open) and free. Safe to call once; t is invalid after it. */
+void tunnel_close(struct tunnel *t);
+
+/* Log fields common to every line about t ("seq", "remote-addr"...). */
+void tunnel_log(struct tunnel *t, int level, const char *msg, const char *k1, const char *v1,
+                const char *k2, const char *v2);
+
+/* Format a hex dump the way the Go original's dumper does: "hex" is the bytes
+ * as lowercase hex pairs separated by spaces, "ascii" the printable bytes
+ * (0x20..0x7e) with '.' for the others. hex needs 3*len bytes, ascii len+1. */
+void wsg_dump_format(const uint8_t *p, size_t len, char *hex, char *ascii);
+
+#endif

@@ -1,0 +1,67 @@
+/* wsgate: pieces shared by wsgate-server and wsgate-client that are not
+ * general enough for lib/: the upstream map, JWT verification (server) and
+ * the token source interface (client). */
+#ifndef WSGATE_WSGATE_H
+#define WSGATE_WSGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- server map: NAME,HOST:PORT (or NAME,unix:/path) ---- */
+
+struct wsg_map_entry {
+    char *name;
+    char *upstream;
+};
+
+struct wsg_map {
+    struct wsg_map_entry *e;
+    size_t n, cap;
+};
+
+/* Load path into m (empty path = empty map). Returns 0 or -1 with a
+ * "map.txt:3: expected NAME,HOST:PORT" message in err. Logs "Created map". */
+int wsg_map_load(struct wsg_map *m, const char *path, char *err, size_t errlen);
+/* Upstream for name, or NULL. A later line for the same name wins. */
+const char *wsg_map_get(const struct wsg_map *m, const char *name);
+void wsg_map_free(struct wsg_map *m);
+/* Validate an upstream address; 0 or -1 with a reason in why. */
+int wsg_upstream_check(const char *v, char *why, size_t whylen);
+
+/* ---- server: JWT verification with an RSA public key ---- */
+
+struct wsg_auth {
+    char *pem;          /* the key file as read, NUL-terminated (owned) */
+    size_t pem_len;
+    int64_t freshness_ns;
+};
+
+/* Read and check an RSA public key (PEM). Returns 0 or -1 with err. */
+int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, char *err,
+                  size_t errlen);
+/* Verify "Bearer <jwt>": RS256/RS384/RS512 only, signature, exp present and in
+ * the future, iat present and not older than the freshness. Returns 0 with
+ * the subject in sub, or -1 with the reason in err (the 401 body). */
+int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, char *sub,
+                    size_t sublen, char *err, size_t errlen);
+void wsg_auth_free(struct wsg_auth *a);
+
+/* ---- client: where Authorization tokens come from ---- */
+
+/* A token source hands out the current bearer token without blocking the
+ * event loop: sources that need the network (IAP) refresh ahead of expiry in
+ * the background and serve from their cache. */
+struct wsg_token_source {
+    const char *name;
+    /* The current token (owned by the source, valid until the next call),
+     * or NULL with a reason in err. */
+    const char *(*get)(struct wsg_token_source *ts, char *err, size_t errlen);
+    void (*free)(struct wsg_token_source *ts);
+};
+
+/* RS256-signed JWT {sub: user, iss: "wsgatet-client", iat, exp: iat+60s},
+ * reused until 10 s before it expires. NULL with err when the key is bad. */
+struct wsg_token_source *wsg_token_privatekey_new(const char *keyfile, const char *user,
+                                                  char *err, size_t errlen);
+
+#endif
