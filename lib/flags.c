@@ -314,7 +314,7 @@ void flags_usage(const struct flags_def *def, FILE *out)
                      kind_placeholder(f));
         fprintf(out, "%-34s %s\n", left, f->help ? f->help : "");
     }
-    fprintf(out, "\nHelp Options:\n  -h, --help                         Show this help message\n");
+    fprintf(out, "\nHelp Options:\n%-34s %s\n", "  -h, --help", "Show this help message");
 }
 
 void flags_print_version(const char *prog)
