@@ -290,9 +290,9 @@ def test_debug_lines(tmp_path):
     lines = [l for l in p.stderr.splitlines() if l.startswith("no_excl_open: ")]
     assert re.fullmatch(r'no_excl_open: open\("%s", O_RDWR\|O_CREAT\|O_EXCL\|O_NOFOLLOW, 0600\): '
                         r'O_EXCL dropped = \d+' % re.escape(r.log), lines[0]), lines
-    # one line per rewritten open: the log and logrotate's own state.tmp
-    assert len(lines) == 2, lines
-    assert "%s.tmp" % r.state in lines[1]
+    # one line per rewritten open: the log once, and logrotate 3.21's own state.tmp
+    assert sum('"%s"' % r.log in l for l in lines) == 1, lines
+    assert all('"%s"' % r.log in l or '"%s.tmp"' % r.state in l for l in lines), lines
     # off by default
     p = r.run(preload=[SHIM])
     assert p.returncode == 0
