@@ -74,8 +74,7 @@ static void add_paths(struct opts *o, const char *v)
 {
     size_t have = strlen(o->paths), add = strlen(v);
     /* an empty list would mean "everywhere": most likely an unset variable */
-    if (v[strspn(v, ":")] == '\0')
-        fail("invalid value \"%s\" for --paths: no directory given", v);
+    if (v[strspn(v, ":")] == '\0') fail("invalid value \"%s\" for --paths: no directory given", v);
     if (have + add + 2 > sizeof o->paths) fail("--paths: too long (%s)", v);
     if (have > 0) o->paths[have++] = ':';
     memcpy(o->paths + have, v, add + 1);
