@@ -76,7 +76,8 @@ struct ws_pmd {
     uint64_t inflated;     /* bytes inflated in the current message */
     uint8_t tail_left;     /* bytes of 00 00 ff ff still to feed */
     bool in_fin;           /* current input is the end of the message */
-    bool in_message;
+    bool in_message;       /* inflating a message (tail not yet fed) */
+    bool in_any;           /* the current message had compressed bytes */
     const uint8_t *in;     /* pending compressed input (not owned) */
     size_t in_len;
     const char *error;     /* last error, static string */
@@ -105,12 +106,14 @@ int ws_pmd_compress(struct ws_pmd *p, const uint8_t *in, size_t len, uint8_t *ou
  * valid until then. */
 void ws_pmd_inflate_input(struct ws_pmd *p, const uint8_t *in, size_t len, bool fin);
 
-/* Inflate pending input into out[0..cap), adding the produced byte count to
- * *produced (set it to 0 first). Returns 1 when out is full and more output
- * may follow (call again with fresh space), 0 when all input is consumed (and,
- * after fin, the message is complete), or the close code to fail the
- * connection with: 1009 when the message inflates past max_inflated, 1007
- * when the data is corrupt (p->error says why), 1011 when out of memory. */
+/* Inflate pending input into out[0..cap); *produced = bytes written. Returns
+ * 1 when out is full and more output may follow (consume it, call again),
+ * 0 when all input is consumed and everything it gives is in out (after the
+ * chunk with fin, the message is complete and the next input starts a new
+ * message), or the close code to fail the connection with: 1009 when the
+ * message inflates past max_inflated (output is cut at the bound, so a bomb
+ * never costs more than max_inflated + cap), 1007 when the data is corrupt
+ * (p->error says why), 1011 when out of memory. */
 int ws_pmd_inflate_output(struct ws_pmd *p, uint8_t *out, size_t cap, size_t *produced);
 
 /* Whole-message convenience: inflate in[0..len) (a complete message) into
