@@ -136,6 +136,8 @@ static long long pid_from_file(const char *file)
         /* show the start of the junk, printable characters only */
         char shown[41];
         size_t k = 0;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+            n--;
         for (ssize_t i = 0; i < n && k < sizeof shown - 1; i++)
             shown[k++] = (buf[i] >= 0x20 && buf[i] < 0x7f) ? buf[i] : '?';
         shown[k] = '\0';
