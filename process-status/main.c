@@ -306,7 +306,7 @@ static uint64_t read_mem_total(const struct config *cfg)
 /* The lowest memory limit file found at dir+path and each of its ancestors. */
 static uint64_t walk_limits(const char *dir, const char *cgpath, const char *file)
 {
-    char path[1024], buf[128];
+    char path[4200], buf[128];
     char rel[2048];
     uint64_t best = PS_UNLIMITED;
     snprintf(rel, sizeof rel, "%s", cgpath);
@@ -314,8 +314,9 @@ static uint64_t walk_limits(const char *dir, const char *cgpath, const char *fil
         size_t rl = strlen(rel);
         while (rl > 0 && rel[rl - 1] == '/')
             rel[--rl] = '\0';
-        snprintf(path, sizeof path, "%s%s/%s", dir, rel, file);
-        ssize_t n = ps_read_file(path, buf, sizeof buf, NULL);
+        int pl = snprintf(path, sizeof path, "%s%s/%s", dir, rel, file);
+        ssize_t n = pl > 0 && (size_t)pl < sizeof path ? ps_read_file(path, buf, sizeof buf, NULL)
+                                                        : -1;
         uint64_t lim;
         if (n > 0 && ps_parse_mem_limit(buf, (size_t)n, &lim) == 0 && lim > 0 && lim < best)
             best = lim;
@@ -723,6 +724,8 @@ int main(int argc, char **argv)
     cfg.proc_root = (env = getenv("PROCESS_STATUS_PROC_ROOT")) && *env ? env : "/proc";
     cfg.cgroup_root = (env = getenv("PROCESS_STATUS_CGROUP_ROOT")) && *env ? env
                                                                           : "/sys/fs/cgroup";
+    if (strlen(cfg.proc_root) > 512 || strlen(cfg.cgroup_root) > 512)
+        die("PROCESS_STATUS_PROC_ROOT / PROCESS_STATUS_CGROUP_ROOT too long (max 512 bytes)");
     if (!cfg.state_dir && (env = getenv("PROCESS_STATUS_STATE_DIR")) && *env)
         cfg.state_dir = env;
 

@@ -226,7 +226,10 @@ int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *err, si
     } else {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         const char *tmp = getenv("TMPDIR");
-        if (xdg && xdg[0] == '/')
+        struct stat xs;
+        /* only our own runtime dir: sudo keeps the invoking user's XDG_RUNTIME_DIR */
+        if (xdg && xdg[0] == '/' && stat(xdg, &xs) == 0 && S_ISDIR(xs.st_mode) &&
+            xs.st_uid == uid)
             n = snprintf(path, pathcap, "%s/mackerel-plugin-linux-process-status", xdg);
         else
             n = snprintf(path, pathcap, "%s/mackerel-plugin-linux-process-status-%u",

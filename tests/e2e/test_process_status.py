@@ -734,6 +734,12 @@ def test_default_state_dir_created_private(procs, tmp_path):
     xdg.mkdir(mode=0o700)
     run(["-p", p.pid, "--key-prefix", "dd"], env=dict(env, XDG_RUNTIME_DIR=str(xdg)))
     assert (xdg / "mackerel-plugin-linux-process-status" / "dd").exists()
+    # ... unless it belongs to someone else (sudo keeps the user's XDG_RUNTIME_DIR)
+    other = tmp_path / "other-xdg"
+    other.mkdir(mode=0o700)
+    os.chown(other, 65534, 65534)
+    run(["-p", p.pid, "--key-prefix", "dd2"], env=dict(env, XDG_RUNTIME_DIR=str(other)))
+    assert (d / "dd2").exists() and not os.listdir(other)
     # a loose, foreign or symlinked default directory is refused
     os.chmod(d, 0o777)
     r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
