@@ -1,0 +1,30 @@
+/* compress: gzip finished log files in a background thread (zlib).
+ *
+ * Crash safety: X is compressed to X.gz.tmp, the temp file is fsync'ed and
+ * renamed to X.gz, and only then is X unlinked. A crash at any point leaves X
+ * intact (plus at worst a stale X.gz.tmp, which logdir removes at startup and
+ * then compresses X again). The .gz keeps X's mtime so max-age still applies. */
+#ifndef RELAXLOGS_COMPRESS_H
+#define RELAXLOGS_COMPRESS_H
+
+#include <stddef.h>
+
+struct compressor;
+
+/* Compress dir/name to dir/name.gz as described above, synchronously.
+ * Returns 0, or -1 with a message in err (the original is left in place). */
+int compress_file(const char *dir, const char *name, char *err, size_t errlen);
+
+/* Start the background thread for files in dir. NULL on failure (errno set). */
+struct compressor *compress_start(const char *dir);
+
+/* Queue dir/name for compression (ignored if it is already queued). */
+void compress_enqueue(struct compressor *c, const char *name);
+
+/* Number of files queued or being compressed. */
+int compress_pending(struct compressor *c);
+
+/* Finish the queued work, stop the thread and free c. */
+void compress_stop(struct compressor *c);
+
+#endif

@@ -1,0 +1,723 @@
+/* relaxlogs: the log service of a supervised program. Reads lines on stdin and
+ * writes them to time-rotated files log.%Y%m%d%H%M in a directory, with a
+ * `current` symlink to the newest and max-age / max-files retention.
+ *
+ * Data path: stdin is read in large batches into `ibuf`; complete lines are
+ * copied (with the --with-time prefix, over-long lines split) into a queue of
+ * line-aligned blocks (`struct outq`); the queue is written to the current
+ * file in big write(2) calls once 1 MiB has accumulated, 100 ms after the
+ * oldest queued byte, or at EOF/TERM. Rotation requests are markers in the
+ * same queue, so every line goes to the file of the period in which it was
+ * read even while the disk is full. When writing fails the queue grows up to
+ * --buffer-size, then stdin is no longer read (back-pressure), and a write is
+ * retried every second. The time is taken once per read batch. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flags.h"
+#include "logdir.h"
+#include "period.h"
+#include "units.h"
+
+#define MAXLINE (1024 * 1024)         /* longest line written unsplit */
+#define IREAD (1024 * 1024)           /* most bytes read at once */
+#define IBUF_CAP (MAXLINE + IREAD)    /* a partial line plus one read */
+#define BLK_CAP (MAXLINE + 64 * 1024) /* every piece with its prefix fits a block */
+#define FLUSH_BYTES (1024 * 1024)
+#define FLUSH_NS (100 * 1000000LL)
+#define RETRY_NS (1000 * 1000000LL)
+#define REPORT_NS (60 * 1000000000LL)
+#define TERM_GRACE_NS (2000 * 1000000LL)
+
+enum blk_kind { BK_DATA, BK_ROTATE };
+
+/* A block of the output queue. Data blocks hold whole lines only, so a file
+ * switch (period, --max-size, SIGALRM) never cuts a line in two. Owned by the
+ * queue; freed (or kept as the spare) once written. */
+struct blk {
+    struct blk *next;
+    enum blk_kind kind;
+    enum ld_kind rotate;  /* BK_ROTATE: what kind of switch */
+    struct period period; /* BK_ROTATE with LD_NEW_PERIOD */
+    int started;          /* BK_ROTATE: logdir_begin done */
+    size_t len, off;      /* BK_DATA: bytes held, bytes already written */
+    char data[];
+};
+
+struct outq {
+    struct blk *head, *tail, *spare;
+    uint64_t bytes; /* queued data not yet written */
+    int markers;    /* BK_ROTATE blocks queued */
+};
+
+struct config {
+    const char *log_dir; /* NULL: stdout */
+    long long rotation_min, max_age_min, max_files;
+    uint64_t buffer_size, max_size;
+    int with_time, utc, compress;
+};
+
+struct state {
+    struct config cfg;
+    struct logdir_cfg ldcfg;
+    struct logdir ld;
+    int to_stdout;
+    struct outq q;
+    char *ibuf;
+    size_t ilen;
+    int eof, reading_done, in_long_line;
+    int64_t batch_sec;    /* wall-clock second of the current read batch */
+    int64_t checked_sec;  /* second for which the period was last checked */
+    struct period qperiod; /* period of the newest queued data */
+    char prefix[48];
+    int prefix_len;
+    int64_t prefix_sec;
+    int64_t pending_since; /* monotonic ns when the queue became non-empty */
+    int blocked;
+    int64_t retry_at, last_report;
+    uint64_t flush_bytes;
+};
+
+static volatile sig_atomic_t sig_term, sig_hup, sig_alrm;
+
+static void on_signal(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        sig_term++;
+        break;
+    case SIGHUP:
+        sig_hup = 1;
+        break;
+    case SIGALRM:
+        sig_alrm = 1;
+        break;
+    }
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t wall_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        fprintf(stderr, "relaxlogs: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* ---- output queue ---- */
+
+static struct blk *q_new_data(struct state *s)
+{
+    struct blk *b = s->q.spare;
+    if (b != NULL)
+        s->q.spare = NULL;
+    else
+        b = xmalloc(sizeof *b + BLK_CAP);
+    b->next = NULL;
+    b->kind = BK_DATA;
+    b->len = b->off = 0;
+    if (s->q.tail != NULL)
+        s->q.tail->next = b;
+    else
+        s->q.head = b;
+    s->q.tail = b;
+    return b;
+}
+
+static void q_push_rotate(struct state *s, enum ld_kind kind, const struct period *p)
+{
+    struct blk *b = xmalloc(sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->kind = BK_ROTATE;
+    b->rotate = kind;
+    if (p != NULL)
+        b->period = *p;
+    if (s->q.tail != NULL)
+        s->q.tail->next = b;
+    else
+        s->q.head = b;
+    s->q.tail = b;
+    s->q.markers++;
+}
+
+static void q_pop(struct state *s)
+{
+    struct blk *b = s->q.head;
+    s->q.head = b->next;
+    if (s->q.head == NULL)
+        s->q.tail = NULL;
+    if (b->kind == BK_ROTATE) {
+        s->q.markers--;
+        free(b);
+    } else if (s->q.spare == NULL) {
+        s->q.spare = b;
+    } else {
+        free(b);
+    }
+}
+
+static void note_queued(struct state *s, size_t n)
+{
+    if (s->q.bytes == 0)
+        s->pending_since = mono_ns();
+    s->q.bytes += n;
+}
+
+/* Room for need bytes at the end of the queue, in a data block. */
+static struct blk *q_room(struct state *s, size_t need)
+{
+    struct blk *t = s->q.tail;
+    if (t == NULL || t->kind != BK_DATA || BLK_CAP - t->len < need)
+        t = q_new_data(s);
+    return t;
+}
+
+/* Queue complete lines [p, p+n) (n > 0, p[n-1] == '\n'), never splitting a
+ * line across blocks. */
+static void q_put_lines(struct state *s, const char *p, size_t n)
+{
+    note_queued(s, n);
+    while (n > 0) {
+        struct blk *t = s->q.tail;
+        if (t == NULL || t->kind != BK_DATA)
+            t = q_new_data(s);
+        size_t room = BLK_CAP - t->len, k = n;
+        if (k > room) {
+            const char *cut = room ? memrchr(p, '\n', room) : NULL;
+            if (cut == NULL) {
+                q_new_data(s);
+                continue;
+            }
+            k = (size_t)(cut + 1 - p);
+        }
+        memcpy(t->data + t->len, p, k);
+        t->len += k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* ---- input processing ---- */
+
+static void refresh_prefix(struct state *s)
+{
+    if (s->prefix_sec != s->batch_sec) {
+        s->prefix_sec = s->batch_sec;
+        s->prefix_len = period_time_prefix(s->batch_sec, s->cfg.utc, s->prefix, sizeof s->prefix);
+        if (s->prefix_len < 0)
+            s->prefix_len = 0;
+    }
+}
+
+/* One line with the time prefix: [p, p+n) plus '\n' when add_nl. */
+static void q_put_timed(struct state *s, const char *p, size_t n, int add_nl)
+{
+    size_t need = (size_t)s->prefix_len + n + (size_t)add_nl;
+    struct blk *t = q_room(s, need);
+    char *o = t->data + t->len;
+    memcpy(o, s->prefix, (size_t)s->prefix_len);
+    memcpy(o + s->prefix_len, p, n);
+    if (add_nl)
+        o[need - 1] = '\n';
+    t->len += need;
+    note_queued(s, need);
+}
+
+static void put_piece(struct state *s, const char *p, size_t n)
+{
+    if (s->cfg.with_time) {
+        q_put_timed(s, p, n, 1);
+    } else {
+        struct blk *t = q_room(s, n + 1);
+        memcpy(t->data + t->len, p, n);
+        t->data[t->len + n] = '\n';
+        t->len += n + 1;
+        note_queued(s, n + 1);
+    }
+}
+
+static void long_line_piece(struct state *s, const char *p)
+{
+    if (!s->in_long_line)
+        fprintf(stderr,
+                "relaxlogs: a line is longer than %d bytes; writing it as %d-byte pieces, "
+                "each ending in a newline\n",
+                MAXLINE, MAXLINE);
+    s->in_long_line = 1;
+    put_piece(s, p, MAXLINE);
+}
+
+/* Move the complete lines of ibuf to the queue; keep a partial last line.
+ * With final set (EOF, TERM) the partial line is written with a '\n'. */
+static void ingest(struct state *s, int final)
+{
+    char *p = s->ibuf, *end = s->ibuf + s->ilen;
+    if (s->cfg.with_time)
+        refresh_prefix(s);
+    if (!s->cfg.with_time && s->ilen <= MAXLINE) {
+        /* No line here can be over-long: one pass for the last newline. */
+        char *nl = s->ilen ? memrchr(p, '\n', s->ilen) : NULL;
+        if (nl != NULL) {
+            q_put_lines(s, p, (size_t)(nl + 1 - p));
+            p = nl + 1;
+            s->in_long_line = 0;
+        }
+    } else if (!s->cfg.with_time) {
+        while (p < end) {
+            size_t win = (size_t)(end - p) > MAXLINE + 1 ? MAXLINE + 1 : (size_t)(end - p);
+            char *nl = memrchr(p, '\n', win);
+            if (nl != NULL) {
+                q_put_lines(s, p, (size_t)(nl + 1 - p));
+                p = nl + 1;
+                s->in_long_line = 0;
+            } else if (end - p > MAXLINE) {
+                long_line_piece(s, p);
+                p += MAXLINE;
+            } else {
+                break;
+            }
+        }
+    } else {
+        while (p < end) {
+            size_t win = (size_t)(end - p) > MAXLINE + 1 ? MAXLINE + 1 : (size_t)(end - p);
+            char *nl = memchr(p, '\n', win);
+            if (nl != NULL) {
+                q_put_timed(s, p, (size_t)(nl + 1 - p), 0);
+                p = nl + 1;
+                s->in_long_line = 0;
+            } else if (end - p > MAXLINE) {
+                long_line_piece(s, p);
+                p += MAXLINE;
+            } else {
+                break;
+            }
+        }
+    }
+    if (final && p < end) {
+        put_piece(s, p, (size_t)(end - p));
+        p = end;
+        s->in_long_line = 0;
+    }
+    s->ilen = (size_t)(end - p);
+    if (s->ilen > 0 && p != s->ibuf)
+        memmove(s->ibuf, p, s->ilen);
+}
+
+/* Per read batch: queue a switch when this batch belongs to a new period. */
+static void check_period(struct state *s)
+{
+    if (s->to_stdout || s->batch_sec == s->checked_sec)
+        return;
+    s->checked_sec = s->batch_sec;
+    struct period p;
+    period_of(s->batch_sec, s->ldcfg.rotation, s->cfg.utc, &p);
+    if (p.start != s->qperiod.start || p.wall != s->qperiod.wall) {
+        s->qperiod = p;
+        q_push_rotate(s, LD_NEW_PERIOD, &p);
+    }
+}
+
+/* ---- writing ---- */
+
+static void report_failure(struct state *s, const char *msg)
+{
+    int64_t now = mono_ns();
+    if (!s->blocked || now - s->last_report >= REPORT_NS) {
+        fprintf(stderr,
+                "relaxlogs: %s; %" PRIu64 " bytes buffered (limit %" PRIu64
+                "), retrying every second\n",
+                msg, s->q.bytes, s->cfg.buffer_size);
+        s->last_report = now;
+    }
+    s->blocked = 1;
+    s->retry_at = now + RETRY_NS;
+}
+
+/* Bytes of block b to write next: all of it, or, with --max-size, the lines
+ * that still fit into the current file (0: switch to the next file first). */
+static size_t chunk_len(struct state *s, struct blk *b)
+{
+    size_t avail = b->len - b->off;
+    const char *p = b->data + b->off;
+    if (s->to_stdout || s->cfg.max_size == 0)
+        return avail;
+    if (b->off > 0 && b->data[b->off - 1] != '\n') {
+        /* finish a line a short write left half-done, whatever the size */
+        const char *nl = memchr(p, '\n', avail);
+        return nl ? (size_t)(nl + 1 - p) : avail;
+    }
+    uint64_t size = s->ld.size, max = s->cfg.max_size;
+    if (size + avail <= max)
+        return avail;
+    size_t allowed = size < max ? (size_t)(max - size) : 0;
+    const char *cut = allowed ? memrchr(p, '\n', allowed) : NULL;
+    if (cut != NULL)
+        return (size_t)(cut + 1 - p);
+    if (size == 0) {
+        const char *nl = memchr(p, '\n', avail); /* one line bigger than the cap */
+        return nl ? (size_t)(nl + 1 - p) : avail;
+    }
+    return 0;
+}
+
+/* Write queued data and perform queued rotations. force: write even below
+ * the flush threshold. Returns 0 when the queue is empty or waiting for more
+ * data, -1 when blocked by an error (retry later). */
+static int pump(struct state *s, int force)
+{
+    if (s->q.head == NULL)
+        return 0;
+    if (!force && s->q.markers == 0 && s->q.bytes < s->flush_bytes &&
+        mono_ns() - s->pending_since < FLUSH_NS)
+        return 0;
+    char msg[700];
+    int64_t now = 0;
+    if (!s->to_stdout) {
+        now = wall_sec();
+        if (s->ld.step != LD_IDLE && logdir_step(&s->ld, now) < 0) {
+            report_failure(s, s->ld.err);
+            return -1;
+        }
+        struct stat st;
+        if (s->q.bytes > 0 && fstat(s->ld.fd, &st) == 0 && st.st_nlink == 0) {
+            fprintf(stderr, "relaxlogs: %s/%s was removed; creating it again\n", s->ld.cfg->dir,
+                    s->ld.name);
+            logdir_begin(&s->ld, LD_REOPEN, NULL);
+            if (logdir_step(&s->ld, now) < 0) {
+                report_failure(s, s->ld.err);
+                return -1;
+            }
+        }
+    }
+    while (s->q.head != NULL) {
+        struct blk *b = s->q.head;
+        if (b->kind == BK_ROTATE) {
+            if (!b->started) {
+                logdir_begin(&s->ld, b->rotate, &b->period);
+                b->started = 1;
+            }
+            if (logdir_step(&s->ld, now) < 0) {
+                report_failure(s, s->ld.err);
+                return -1;
+            }
+            q_pop(s);
+            continue;
+        }
+        if (b->off == b->len) {
+            if (b == s->q.tail) {
+                b->off = b->len = 0;
+                break;
+            }
+            q_pop(s);
+            continue;
+        }
+        size_t n = chunk_len(s, b);
+        if (n == 0) {
+            logdir_begin(&s->ld, LD_NEXT_SEQ, NULL);
+            if (logdir_step(&s->ld, now) < 0) {
+                report_failure(s, s->ld.err);
+                return -1;
+            }
+            continue;
+        }
+        int fd = s->to_stdout ? STDOUT_FILENO : s->ld.fd;
+        ssize_t w = write(fd, b->data + b->off, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (s->to_stdout && (errno == EPIPE || errno == EBADF)) {
+                fprintf(stderr, "relaxlogs: write stdout: %s; %" PRIu64 " bytes lost\n",
+                        strerror(errno), s->q.bytes);
+                exit(1);
+            }
+            snprintf(msg, sizeof msg, "write %s%s%s: %s", s->to_stdout ? "stdout" : s->ld.cfg->dir,
+                     s->to_stdout ? "" : "/", s->to_stdout ? "" : s->ld.name, strerror(errno));
+            report_failure(s, msg);
+            return -1;
+        }
+        b->off += (size_t)w;
+        s->q.bytes -= (uint64_t)w;
+        if (!s->to_stdout)
+            s->ld.size += (uint64_t)w;
+    }
+    if (s->blocked) {
+        fprintf(stderr, "relaxlogs: writing again; nothing was lost\n");
+        s->blocked = 0;
+    }
+    return 0;
+}
+
+/* ---- main loop ---- */
+
+static int read_stdin(struct state *s)
+{
+    ssize_t n = read(STDIN_FILENO, s->ibuf + s->ilen, IBUF_CAP - s->ilen);
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            return 0;
+        fprintf(stderr, "relaxlogs: read stdin: %s\n", strerror(errno));
+        n = 0;
+    }
+    s->batch_sec = wall_sec();
+    check_period(s);
+    if (n == 0) {
+        s->eof = 1;
+        ingest(s, 1);
+        return 0;
+    }
+    s->ilen += (size_t)n;
+    ingest(s, 0);
+    return 1;
+}
+
+static int run(struct state *s)
+{
+    sigset_t block, empty;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGALRM);
+    sigprocmask(SIG_BLOCK, &block, &empty);
+    sigdelset(&empty, SIGTERM);
+    sigdelset(&empty, SIGINT);
+    sigdelset(&empty, SIGHUP);
+    sigdelset(&empty, SIGALRM);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t term_deadline = 0;
+    int term_seen = 0;
+    for (;;) {
+        if (sig_term && !term_seen) {
+            term_seen = 1;
+            term_deadline = mono_ns() + TERM_GRACE_NS;
+        }
+        if (sig_term > 1 && s->q.bytes > 0) {
+            fprintf(stderr, "relaxlogs: second TERM/INT; %" PRIu64 " buffered bytes lost\n",
+                    s->q.bytes);
+            return 1;
+        }
+        if (sig_hup) {
+            sig_hup = 0;
+            if (!s->to_stdout)
+                q_push_rotate(s, LD_REOPEN, NULL);
+        }
+        if (sig_alrm) {
+            sig_alrm = 0;
+            if (!s->to_stdout)
+                q_push_rotate(s, LD_NEXT_SEQ, NULL);
+        }
+
+        int64_t now = mono_ns();
+        if (term_seen && !s->reading_done && !s->eof) {
+            /* Read what was sent before the signal; wait (briefly) only to
+             * finish a partial line. */
+            if (now >= term_deadline) {
+                s->batch_sec = wall_sec();
+                ingest(s, 1);
+                s->reading_done = 1;
+            }
+        }
+        int finishing = s->eof || s->reading_done;
+        int empty_q = s->q.bytes == 0 && s->q.markers == 0;
+        if (finishing && empty_q &&
+            (s->to_stdout || s->ld.step == LD_IDLE))
+            return 0;
+
+        /* Write when due (or retry when it is time). */
+        if (!s->blocked || now >= s->retry_at)
+            pump(s, finishing || term_seen);
+        empty_q = s->q.bytes == 0 && s->q.markers == 0;
+
+        int can_read = !finishing && s->q.bytes < s->cfg.buffer_size && s->ilen < IBUF_CAP;
+        int64_t timeout = -1;
+        if (s->blocked)
+            timeout = s->retry_at - mono_ns();
+        else if (!empty_q)
+            timeout = finishing ? 0 : s->pending_since + FLUSH_NS - mono_ns();
+        if (term_seen && can_read) {
+            int64_t t2 = s->ilen > 0 ? term_deadline - mono_ns() : 0;
+            if (timeout < 0 || t2 < timeout)
+                timeout = t2;
+        }
+        if (timeout != -1 && timeout < 0)
+            timeout = 0;
+        if (finishing && !s->blocked)
+            continue;
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        struct timespec ts, *tsp = NULL;
+        if (timeout >= 0) {
+            ts.tv_sec = timeout / 1000000000LL;
+            ts.tv_nsec = timeout % 1000000000LL;
+            tsp = &ts;
+        }
+        int rc = ppoll(&pfd, can_read ? 1 : 0, tsp, &empty);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "relaxlogs: poll: %s\n", strerror(errno));
+            return 1;
+        }
+        if (rc > 0 && can_read && (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+            read_stdin(s);
+        } else if (rc == 0 && term_seen && can_read && !s->eof) {
+            /* nothing more arrived: what was sent before TERM has been read */
+            if (s->ilen == 0 || mono_ns() >= term_deadline) {
+                s->batch_sec = wall_sec();
+                ingest(s, 1);
+                s->reading_done = 1;
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct state st;
+    struct state *s = &st;
+    s->cfg.rotation_min = 60;
+    s->cfg.max_age_min = 1440;
+    s->cfg.buffer_size = 64ULL * 1024 * 1024;
+    const char *log_dir = "";
+    const struct flag_spec specs[] = {
+        {"log-dir", 0, FLAG_STRING, &log_dir, "DIR",
+         "Directory to store logfiles (empty or \"stdout\": write to stdout)", NULL, NULL},
+        {"rotation-time", 0, FLAG_INT, &s->cfg.rotation_min, "MIN",
+         "The time between log file rotations in minutes, on the local clock (default: 60)",
+         NULL, NULL},
+        {"max-age", 0, FLAG_INT, &s->cfg.max_age_min, "MIN",
+         "Maximum age of files (based on mtime), in minutes; 0 keeps all (default: 1440)", NULL,
+         NULL},
+        {"with-time", 0, FLAG_BOOL, &s->cfg.with_time, NULL,
+         "Enable to prepend time, [02/Jan/2006:15:04:05 -0700]", NULL, NULL},
+        {"utc", 0, FLAG_BOOL, &s->cfg.utc, NULL,
+         "Use UTC for file names, rotation boundaries and --with-time", NULL, NULL},
+        {"buffer-size", 0, FLAG_SIZE, &s->cfg.buffer_size, "SIZE",
+         "Memory for lines that cannot be written yet (disk full); then stop reading "
+         "(default: 64MiB)",
+         NULL, NULL},
+        {"max-files", 0, FLAG_INT, &s->cfg.max_files, "N",
+         "Keep at most N log files, the current one included (default: 0, no limit)", NULL,
+         NULL},
+        {"max-size", 0, FLAG_SIZE, &s->cfg.max_size, "SIZE",
+         "Start a new file log.*.1, .2, ... when a file would exceed SIZE (default: none)",
+         NULL, NULL},
+        {"compress", 0, FLAG_BOOL, &s->cfg.compress, NULL,
+         "gzip finished files in the background (log.*.gz)", NULL, NULL},
+        {"version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL},
+        {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
+    };
+    const struct flags_def def = {
+        .prog = "relaxlogs",
+        .synopsis = "[OPTIONS] < lines",
+        .description = "Write lines from stdin to time-rotated files DIR/log.%Y%m%d%H%M with a "
+                       "symlink DIR/current to the newest. Signals: TERM/INT finish the line, "
+                       "flush and exit; HUP reopens the file and recreates `current`; ALRM "
+                       "starts a new file now.",
+        .style = FLAGS_GNU,
+        .specs = specs,
+    };
+    int first = 0;
+    flags_parse_or_exit(&def, argc, argv, &first);
+    if (first < argc) {
+        fprintf(stderr, "relaxlogs: unexpected argument \"%s\" (see --help)\n", argv[first]);
+        return 1;
+    }
+    if (s->cfg.rotation_min <= 0 || s->cfg.rotation_min > 60LL * 24 * 366) {
+        fprintf(stderr, "relaxlogs: invalid value \"%lld\" for --rotation-time: must be 1..%lld "
+                        "minutes\n", s->cfg.rotation_min, 60LL * 24 * 366);
+        return 1;
+    }
+    if (s->cfg.max_age_min < 0 || s->cfg.max_age_min > INT64_MAX / 120) {
+        fprintf(stderr, "relaxlogs: invalid value \"%lld\" for --max-age: must be >= 0\n",
+                s->cfg.max_age_min);
+        return 1;
+    }
+    if (s->cfg.max_files < 0) {
+        fprintf(stderr, "relaxlogs: invalid value \"%lld\" for --max-files: must be >= 0\n",
+                s->cfg.max_files);
+        return 1;
+    }
+    if (s->cfg.buffer_size == 0) {
+        fprintf(stderr, "relaxlogs: invalid value \"0\" for --buffer-size: must be > 0\n");
+        return 1;
+    }
+    s->flush_bytes = s->cfg.buffer_size / 2 < FLUSH_BYTES ? s->cfg.buffer_size / 2 : FLUSH_BYTES;
+    if (s->flush_bytes == 0)
+        s->flush_bytes = 1;
+    s->to_stdout = log_dir[0] == '\0' || strcmp(log_dir, "stdout") == 0;
+    if (!s->to_stdout) {
+        /* Strip trailing slashes so messages and paths read well. */
+        static char dirbuf[4096];
+        size_t n = strlen(log_dir);
+        if (n >= sizeof dirbuf) {
+            fprintf(stderr, "relaxlogs: --log-dir is too long\n");
+            return 1;
+        }
+        memcpy(dirbuf, log_dir, n + 1);
+        while (n > 1 && dirbuf[n - 1] == '/')
+            dirbuf[--n] = '\0';
+        s->cfg.log_dir = dirbuf;
+        s->ldcfg.dir = dirbuf;
+        s->ldcfg.rotation = s->cfg.rotation_min * 60;
+        s->ldcfg.max_age = s->cfg.max_age_min * 60;
+        s->ldcfg.max_files = s->cfg.max_files;
+        s->ldcfg.max_size = s->cfg.max_size;
+        s->ldcfg.utc = s->cfg.utc;
+        s->ldcfg.compress = s->cfg.compress;
+        int64_t now = wall_sec();
+        if (logdir_init(&s->ld, &s->ldcfg, now) < 0) {
+            fprintf(stderr, "relaxlogs: %s\n", s->ld.err);
+            return 1;
+        }
+        s->qperiod = s->ld.cur;
+        s->checked_sec = now;
+        period_of(now, s->ldcfg.rotation, s->cfg.utc, &s->qperiod);
+    }
+    s->ibuf = xmalloc(IBUF_CAP);
+    s->prefix_sec = INT64_MIN;
+    /* A bigger pipe means fewer, larger reads; harmless if refused. */
+    fcntl(STDIN_FILENO, F_SETPIPE_SZ, IREAD);
+    int rc = run(s);
+    if (!s->to_stdout)
+        logdir_close(&s->ld);
+    free(s->ibuf);
+    while (s->q.head != NULL)
+        q_pop(s);
+    free(s->q.spare);
+    return rc;
+}
