@@ -24,7 +24,7 @@ static void bucket_shape(struct bucket *b, double rate, uint64_t max_xfer)
 void bucket_init(struct bucket *b, double rate, uint64_t max_xfer, int64_t now_ns)
 {
     bucket_shape(b, rate, max_xfer);
-    b->tokens = 0.0;
+    b->tokens = b->grain;
     b->last_ns = now_ns;
 }
 

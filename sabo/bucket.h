@@ -24,9 +24,9 @@ struct bucket {
     int64_t last_ns; /* time tokens was last brought up to date */
 };
 
-/* Start empty at time now_ns: the first bytes go out after one grain of time,
- * so a run's average does not exceed the rate. max_xfer caps the grain (the
- * largest single transfer the caller makes). */
+/* Start at time now_ns with one grain of credit, so the first bytes go out at
+ * once and a run's output stays within one grain of rate x elapsed time.
+ * max_xfer caps the grain (the largest single transfer the caller makes). */
 void bucket_init(struct bucket *b, double rate, uint64_t max_xfer, int64_t now_ns);
 
 /* Change the rate (a rebalance). Credit already earned is kept but clipped to

@@ -229,6 +229,7 @@ static void progress_show(struct sabo *s, int64_t now, int final)
         .bytes = s->pump.total,
         .rate = final ? (double)s->pump.total * 1e9 / (double)(now - s->start_ns + 1)
                       : s->progress_rate,
+        .average = final,
         .limit = s->share,
         .own_units = s->group.weight,
         .units = s->units,

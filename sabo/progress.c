@@ -27,18 +27,19 @@ char *progress_si(double v, char *buf, size_t len)
 
 int progress_format(char *buf, size_t len, const struct progress_sample *s)
 {
-    char total[32], rate[32], limit[32];
-    int64_t secs = s->elapsed_ns / 1000000000;
-    char el[32];
+    char total[32], rate[32], limit[32], el[32];
+    int64_t ds = s->elapsed_ns / 100000000; /* tenths of a second */
+    long long secs = (long long)(ds / 10), tenth = (long long)(ds % 10);
     if (secs >= 3600)
-        snprintf(el, sizeof el, "%lld:%02lld:%02lld", (long long)(secs / 3600),
-                 (long long)(secs / 60 % 60), (long long)(secs % 60));
+        snprintf(el, sizeof el, "%lld:%02lld:%02lld.%lld", secs / 3600, secs / 60 % 60, secs % 60,
+                 tenth);
     else
-        snprintf(el, sizeof el, "%lld:%02lld", (long long)(secs / 60), (long long)(secs % 60));
-    int n = snprintf(buf, len, "%s (%llu bytes) %s at %s/s, limit %s/s, share %u/%u",
+        snprintf(el, sizeof el, "%lld:%02lld.%lld", secs / 60, secs % 60, tenth);
+    int n = snprintf(buf, len, "%s (%llu bytes) %s at %s/s%s, limit %s/s, share %u/%u",
                      progress_si((double)s->bytes, total, sizeof total),
                      (unsigned long long)s->bytes, el, progress_si(s->rate, rate, sizeof rate),
-                     progress_si(s->limit, limit, sizeof limit), s->own_units, s->units);
+                     s->average ? " average" : "", progress_si(s->limit, limit, sizeof limit),
+                     s->own_units, s->units);
     if (n < 0)
         return 0;
     if ((size_t)n >= len)

@@ -9,7 +9,8 @@
 
 struct progress_sample {
     uint64_t bytes;     /* total copied so far */
-    double rate;        /* bytes/s over the last interval */
+    double rate;        /* bytes/s over the last interval (or the whole run) */
+    int average;        /* rate is the whole run's average (the final line) */
     double limit;       /* our current share, bytes/s */
     unsigned own_units; /* our weight */
     unsigned units;     /* units of the whole group (ours included) */
@@ -21,7 +22,8 @@ struct progress_sample {
 char *progress_si(double v, char *buf, size_t len);
 
 /* One progress line without a newline, e.g.
- * "12.3 MB (12345678 bytes) 0:05 at 2.0 MB/s, limit 2.0 MB/s, share 1/2".
+ * "12 MB (12345678 bytes) 0:05.3 at 2.0 MB/s, limit 2.0 MB/s, share 1/2"
+ * (elapsed m:ss.t, or h:mm:ss.t; "at X/s average" on the final line).
  * Returns the length (truncated to len-1). */
 int progress_format(char *buf, size_t len, const struct progress_sample *s);
 

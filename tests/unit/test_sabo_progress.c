@@ -32,11 +32,13 @@ static void test_line(void **state)
     struct progress_sample s = {.bytes = 12345678, .rate = 2e6, .limit = 2e6, .own_units = 1,
                                 .units = 2, .elapsed_ns = 65500000000LL};
     int n = progress_format(b, sizeof b, &s);
-    assert_string_equal(b, "12 MB (12345678 bytes) 1:05 at 2.0 MB/s, limit 2.0 MB/s, share 1/2");
+    assert_string_equal(b,
+                        "12 MB (12345678 bytes) 1:05.5 at 2.0 MB/s, limit 2.0 MB/s, share 1/2");
     assert_int_equal(n, (int)strlen(b));
-    s.elapsed_ns = 3723LL * 1000000000LL;
+    s.elapsed_ns = 3723LL * 1000000000LL + 99999999;
+    s.average = 1;
     progress_format(b, sizeof b, &s);
-    assert_non_null(strstr(b, " 1:02:03 "));
+    assert_non_null(strstr(b, " 1:02:03.0 at 2.0 MB/s average, "));
     /* Truncation keeps a terminated string and reports what fits. */
     assert_int_equal(progress_format(b, 10, &s), 9);
     assert_int_equal(strlen(b), 9);
