@@ -485,7 +485,8 @@ static int read_stdin(struct state *s)
         n = 0;
     }
     s->batch_sec = wall_sec();
-    check_period(s);
+    if (n > 0 || s->ilen > 0)
+        check_period(s); /* no empty file for a period without lines */
     if (n == 0) {
         s->eof = 1;
         ingest(s, 1);
