@@ -332,31 +332,54 @@ static void ws_pump(struct tunnel *t)
     }
 }
 
-static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tunnel_after_event(struct tunnel *t);
+
+static bool ws_can_read(const struct tunnel *t)
+{
+    return t->state != TUNNEL_HANDSHAKE && !t->ws_eof && !t->close_received &&
+           t->tcp_out_len == 0 && t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
+}
+
+/* Read from the WebSocket and deliver, a few rounds while the TCP side keeps
+ * up (saves an epoll round trip per buffer on a busy tunnel). */
+static void ws_read_some(struct tunnel *t)
+{
+    for (int round = 0; round < 8 && ws_can_read(t); round++) {
+        size_t room = WSG_BUF_SIZE - t->ws_rlen;
+        ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
+        if (n > 0) {
+            t->ws_rlen += (size_t)n;
+            ws_pump(t);
+            if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
+                return; /* drained for now */
+        } else if (n == 0) {
+            t->ws_eof = true;
+            set_where(t, t->names->ws_read);
+            if (!t->close_received && !t->close_sent && t->ws_rlen > t->ws_rpos) {
+                t->failed = true; /* cut in the middle of a frame */
+                tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL,
+                           NULL);
+            }
+            arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
+            return;
+        } else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                fail_now(t, t->names->ws_read, "NextReader", errno);
+            return;
+        }
+    }
+}
 
 static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
-    ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, WSG_BUF_SIZE - t->ws_rlen);
-    if (n > 0) {
-        t->ws_rlen += (size_t)n;
-        ws_pump(t);
-    } else if (n == 0) {
-        t->ws_eof = true;
-        set_where(t, t->names->ws_read);
-        if (!t->close_received && !t->close_sent && t->ws_rlen > t->ws_rpos) {
-            t->failed = true; /* cut in the middle of a frame */
-            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL, NULL);
-        }
-        arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        fail_now(t, t->names->ws_read, "NextReader", errno);
-    }
+    ws_read_some(t);
     tunnel_after_event(t);
 }
+
+static void tcp_read_some(struct tunnel *t);
 
 static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -365,8 +388,10 @@ static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct tunnel *t = io->data;
     if (t->tcp_out_len > 0)
         tcp_send(t, t->tcp_out, t->tcp_out_len);
-    if (t->tcp_out_len == 0 && !t->ws_eof)
+    if (t->tcp_out_len == 0 && !t->ws_eof) {
         ws_pump(t);
+        ws_read_some(t);
+    }
     tunnel_after_event(t);
 }
 
@@ -406,50 +431,72 @@ static void ws_flush(struct tunnel *t)
     }
 }
 
+static bool tcp_can_read(const struct tunnel *t)
+{
+    return t->state == TUNNEL_OPEN && !t->tcp_eof && t->ws_out_len == 0 && !t->close_sent &&
+           t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
+}
+
+/* Read from the TCP side, frame, send; a few rounds while the WebSocket
+ * keeps up. */
+static void tcp_read_some(struct tunnel *t)
+{
+    uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
+    for (int round = 0; round < 8 && tcp_can_read(t); round++) {
+        ssize_t n = recv(t->tcp_fd, payload, WSG_BUF_SIZE, 0);
+        if (n > 0) {
+            struct ws_frame_header hdr;
+            uint8_t head[WS_MAX_HEADER];
+            size_t hl =
+                ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, 0, (uint64_t)n);
+            if (hdr.masked)
+                ws_mask(payload, (size_t)n, hdr.mask, 0);
+            t->ws_out = payload - hl;
+            memcpy(t->ws_out, head, hl);
+            t->ws_out_len = hl + (size_t)n;
+            t->ws_out_payload = (size_t)n;
+            ws_flush(t);
+            if ((size_t)n < WSG_BUF_SIZE)
+                return;
+        } else if (n == 0) {
+            t->tcp_eof = true;
+            if (t->half_close) {
+                struct ws_frame_header hdr;
+                t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role,
+                                              WS_OP_BINARY, true, 0, 0);
+                if (t->ws_eof_received) {
+                    set_where(t, t->names->tcp_read);
+                    begin_close(t, WS_CLOSE_NORMAL, NULL);
+                }
+            } else {
+                set_where(t, t->names->tcp_read);
+                begin_close(t, WS_CLOSE_NORMAL, NULL);
+            }
+            ws_flush(t);
+            return;
+        } else {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            int e = errno;
+            t->failed = true;
+            set_where(t, t->names->tcp_read);
+            tunnel_log(t, JSONLOG_WARN, "Reading from dest", "error", strerror(e), NULL, NULL);
+            t->tcp_eof = true;
+            t->tcp_out_len = 0;
+            t->tcp_shut = true;
+            begin_close(t, WS_CLOSE_GOING_AWAY, "upstream connection failed");
+            ws_flush(t);
+            return;
+        }
+    }
+}
+
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
-    uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
-    ssize_t n = recv(t->tcp_fd, payload, WSG_BUF_SIZE, 0);
-    if (n > 0) {
-        struct ws_frame_header hdr;
-        uint8_t head[WS_MAX_HEADER];
-        size_t hl = ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, 0, (uint64_t)n);
-        if (hdr.masked)
-            ws_mask(payload, (size_t)n, hdr.mask, 0);
-        t->ws_out = payload - hl;
-        memcpy(t->ws_out, head, hl);
-        t->ws_out_len = hl + (size_t)n;
-        t->ws_out_payload = (size_t)n;
-        ws_flush(t);
-    } else if (n == 0) {
-        t->tcp_eof = true;
-        if (t->half_close) {
-            struct ws_frame_header hdr;
-            t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role, WS_OP_BINARY,
-                                          true, 0, 0);
-            if (t->ws_eof_received) {
-                set_where(t, t->names->tcp_read);
-                begin_close(t, WS_CLOSE_NORMAL, NULL);
-            }
-        } else {
-            set_where(t, t->names->tcp_read);
-            begin_close(t, WS_CLOSE_NORMAL, NULL);
-        }
-        ws_flush(t);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        int e = errno;
-        t->failed = true;
-        set_where(t, t->names->tcp_read);
-        tunnel_log(t, JSONLOG_WARN, "Reading from dest", "error", strerror(e), NULL, NULL);
-        t->tcp_eof = true;
-        t->tcp_out_len = 0;
-        t->tcp_shut = true;
-        begin_close(t, WS_CLOSE_GOING_AWAY, "upstream connection failed");
-        ws_flush(t);
-    }
+    tcp_read_some(t);
     tunnel_after_event(t);
 }
 
@@ -462,6 +509,8 @@ static void ws_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     /* the control queue had room again: resume decoding */
     if (t->tcp_out_len == 0 && t->ws_rpos < t->ws_rlen && !t->ws_eof)
         ws_pump(t);
+    if (t->ws_out_len == 0)
+        tcp_read_some(t);
     tunnel_after_event(t);
 }
 
@@ -501,11 +550,9 @@ static void tunnel_after_event(struct tunnel *t)
         return;
     }
     struct ev_loop *loop = t->w->loop;
-    bool pump_blocked = t->tcp_out_len > 0 || t->ctrl_len + WS_MAX_CONTROL_FRAME > sizeof t->ctrl;
-    io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, !t->ws_eof && !t->close_received && !pump_blocked);
+    io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, ws_can_read(t));
     io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, !t->ws_eof && !ws_flushed);
-    io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ,
-           t->state == TUNNEL_OPEN && !t->tcp_eof && t->ws_out_len == 0 && !t->close_sent);
+    io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
     io_set(loop, &t->tcp_wio, t->tcp_fd, EV_WRITE, t->tcp_out_len > 0);
 }
 
