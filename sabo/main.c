@@ -106,12 +106,32 @@ static void pump_init(struct pump *p, int in, int out)
     }
 }
 
+/* Wait until fd is ready for events (a non-blocking stdin/stdout inherited
+ * from the parent). Returns 0, or -1 with errno EINTR when a signal came. */
+static int wait_fd(int fd, short events)
+{
+    struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = sig_pipe[0], .events = POLLIN}};
+    for (;;) {
+        if (stop_signal) {
+            errno = EINTR;
+            return -1;
+        }
+        int r = poll(pfd, 2, -1);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r > 0 && pfd[0].revents)
+            return 0;
+    }
+}
+
 static int write_all(struct pump *p, const char *b, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(p->out, b, n);
         if (w < 0) {
             if (errno == EINTR && !stop_signal)
+                continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(p->out, POLLOUT) == 0)
                 continue;
             p->fail_what = "write";
             return -1;
@@ -284,6 +304,15 @@ static int run(struct sabo *s)
                 ssize_t k = pump_move(&s->pump, (size_t)allow);
                 if (k == 0)
                     return RUN_EOF;
+                if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    /* Non-blocking stdin or stdout: wait for the output to
+                     * drain if that is what blocked, else for more input. */
+                    struct pollfd o = {.fd = s->pump.out, .events = POLLOUT};
+                    if (poll(&o, 1, 0) == 0 && wait_fd(s->pump.out, POLLOUT) < 0)
+                        return stop_signal ? RUN_SIGNAL : RUN_ERROR;
+                    in_ready = 0;
+                    continue;
+                }
                 if (k < 0)
                     return errno == EINTR && stop_signal ? RUN_SIGNAL : RUN_ERROR;
                 bucket_consume(&s->bucket, (uint64_t)k);

@@ -225,6 +225,48 @@ def test_no_idle_credit(tmp_path):
     assert sum(n for _, n in after) == 2_000_000
 
 
+@pytest.mark.parametrize("out_kind", ["pipe", "file"])
+def test_nonblocking_stdio(tmp_path, out_kind):
+    """stdin and stdout inherited with O_NONBLOCK (as some parents leave them):
+    EAGAIN means wait, not fail, and every byte still arrives."""
+    chunk = 1 << 20  # = sabo's largest transfer: a full one leaves stdin empty
+    data = os.urandom(6 * chunk + 1)
+    in_r, in_w = os.pipe()
+    os.set_blocking(in_r, False)
+    fcntl.fcntl(in_w, 1031, chunk)  # F_SETPIPE_SZ
+    if out_kind == "pipe":
+        out_r, out_w = os.pipe()
+        os.set_blocking(out_w, False)
+    else:
+        out_w = os.open(str(tmp_path / "out"), os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    p = subprocess.Popen(sabo_cmd("1G", wd), stdin=in_r, stdout=out_w, stderr=subprocess.PIPE)
+    os.close(in_r)
+    os.close(out_w)
+
+    def feed():  # whole pipefuls with pauses, so sabo meets an empty stdin
+        for i in range(0, len(data), chunk):
+            os.write(in_w, data[i:i + chunk])
+            time.sleep(0.05)
+        os.close(in_w)
+
+    threading.Thread(target=feed, daemon=True).start()
+    got = bytearray()
+    if out_kind == "pipe":
+        while True:  # a slow reader, so sabo meets a full stdout
+            b = os.read(out_r, 200_000)
+            if not b:
+                break
+            got += b
+            time.sleep(0.02)
+        os.close(out_r)
+    assert p.wait(timeout=60) == 0, p.stderr.read()
+    if out_kind == "file":
+        got = (tmp_path / "out").read_bytes()
+    assert bytes(got) == data
+
+
 # ---------------------------------------------------------------- sharing
 
 
