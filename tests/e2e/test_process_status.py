@@ -206,7 +206,10 @@ def test_help_version_and_flag_errors():
     assert "mackerel-plugin-linux-process-status" in r.stdout
     for args, msg in [([], "required"), (["--bogus"], "bogus"), (["-p", "abc"], "abc"),
                       (["-p", "1", "--pattern", "x"], "mutually exclusive"),
-                      (["-p", "0"], "invalid PID"), (["--pattern", "("], "--pattern")]:
+                      (["-p", "0"], "invalid PID"), (["--pattern", "("], "--pattern"),
+                      (["-p", "1", "--oldest"], "--oldest"),
+                      (["-p", "1", "--key-prefix", ""], "must not be empty"),
+                      (["-p", "1", "extra"], "unexpected argument")]:
         r = run(args, check=False)
         assert r.returncode == 1, (args, r.stderr)
         assert msg in r.stderr, (args, r.stderr)
@@ -510,6 +513,15 @@ def test_meta_json_names_every_printed_metric(procs, state_dir):
     graphs = json.loads(r.stdout.split("\n", 1)[1])["graphs"]
     assert sorted(graphs) == sorted("process-status.%s_sh" % g for g in
                                     ["fds", "fds_usage", "cpu", "mem", "mem_usage"])
+    # an explicit key needs no process (the agent may ask before it starts) and is
+    # JSON-escaped; the default key needs the process
+    t = subprocess.Popen(["true"])
+    t.wait()
+    r = run(["-p", t.pid, "--key-prefix", 'we"ird\\'], state=state_dir, env=env)
+    graphs = json.loads(r.stdout.split("\n", 1)[1])["graphs"]
+    assert 'process-status.cpu_we"ird\\' in graphs
+    r = run(["-p", t.pid], state=state_dir, env=env, check=False)
+    assert r.returncode == 1 and "does not exist" in r.stderr and r.stdout == ""
 
 
 # ---------------------------------------------------------------- selection
