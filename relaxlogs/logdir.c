@@ -286,7 +286,7 @@ void logdir_purge(struct logdir *ld, int64_t now)
         }
         list[n].wall = wall;
         list[n].seq = seq;
-        snprintf(list[n].name, sizeof list[n].name, "%s", nm);
+        memcpy(list[n].name, nm, strlen(nm) + 1); /* length checked above */
         n++;
     }
     if (cfg->max_files > 0 && n > 0) {

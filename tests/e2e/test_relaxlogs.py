@@ -55,6 +55,9 @@ class FakeClock:
             "FAKETIME_NO_CACHE": "1",
             "NO_FAKE_STAT": "1",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            # an ASan build must accept libfaketime ahead of its runtime
+            "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                             ":verify_asan_link_order=0").lstrip(":"),
         }
 
 
@@ -131,7 +134,8 @@ def run_steps(procs, tmp_path, tz, rotation, steps, extra=()):
     d = str(tmp_path / "logs")
     clock = FakeClock(str(tmp_path / "faketime.rc"))
     clock.set(utc_epoch(steps[0][0]))
-    p = start(procs, tmp_path, ["--log-dir", d, "--rotation-time", str(rotation)] + list(extra),
+    p = start(procs, tmp_path, ["--log-dir", d, "--rotation-time", str(rotation), "--max-age", "0"]
+              + list(extra),
               tz=tz, clock=clock)
     sent = b""
     per_file = {}
