@@ -424,28 +424,41 @@ static void measure(const struct config *cfg, long long pid, const char *how,
         die("cannot read %s/%lld/stat: %s", cfg->proc_root, pid,
             errno == EINVAL ? "malformed" : strerror(errno));
     }
-    add_member(cfg, pid, 1, &s->root, s);
+    /* CPU times first: the process's (or tree's) stat, then the machine's, read back
+     * to back so both deltas cover the same interval. */
+    struct member {
+        long long pid;
+        struct ps_pid_stat st;
+    } *members = NULL;
+    size_t nmembers = 0;
     if (cfg->include_children) {
         long long *pids;
         size_t n;
         char err[512];
         if (ps_tree_collect(cfg->proc_root, pid, &pids, &n, err, sizeof err) < 0)
             die("%s", err);
+        members = calloc(n, sizeof *members);
+        if (!members)
+            die("out of memory");
         for (size_t i = 1; i < n; i++) {
-            struct ps_pid_stat st;
             /* a child that exited since the scan is simply not counted */
-            if (read_pid_stat(cfg, pids[i], &st) == 0 && st.ppid > 0)
-                add_member(cfg, pids[i], 0, &st, s);
+            if (read_pid_stat(cfg, pids[i], &members[nmembers].st) == 0) {
+                members[nmembers].pid = pids[i];
+                nmembers++;
+            }
         }
         free(pids);
     }
+    read_cpu_stat(cfg, &s->cpu);
+    s->now_ns = boottime_ns();
+
+    add_member(cfg, pid, 1, &s->root, s);
+    for (size_t i = 0; i < nmembers; i++)
+        add_member(cfg, members[i].pid, 0, &members[i].st, s);
+    free(members);
     if (!s->status_ok)
         die("cannot read %s/%lld/status (or a child's): %s", cfg->proc_root, pid,
             s->status_errno == EINVAL ? "malformed" : strerror(s->status_errno));
-    /* Read the machine's CPU time right after the process's, so both cover the same
-     * instant as closely as possible. */
-    read_cpu_stat(cfg, &s->cpu);
-    s->now_ns = boottime_ns();
 
     uint64_t total = read_mem_total(cfg);
     uint64_t lim = cgroup_mem_limit(cfg, pid);
