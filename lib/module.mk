@@ -18,3 +18,5 @@ DEPS_PKGS += libhttp-parser-dev libssl-dev zlib1g-dev
 $(BUILD)/tests/unit/test_ws_frame: LDLIBS += $(LIB_LDLIBS)
 $(BUILD)/tests/unit/test_ws_handshake: LDLIBS += $(LIB_LDLIBS)
 $(BUILD)/tests/unit/test_ws_deflate: LDLIBS += $(LIB_LDLIBS)
+$(BUILD)/tests/unit/test_ws_interop: LDLIBS += $(LIB_LDLIBS)
+DEPS_PKGS += python3-websockets
