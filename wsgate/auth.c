@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -126,8 +127,32 @@ static unsigned char *b64url_decode(const char *s, size_t len, size_t *outlen)
     return out;
 }
 
-int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, char *sub,
-                    size_t sublen, char *err, size_t errlen)
+/* Is name allowed by the token's "dest" claim (a list of names, or one
+ * name)? Tokens without the claim allow every name, as the original does. */
+static bool dest_allowed(jwt_t *jwt, const char *name)
+{
+    char *js = jwt_get_grants_json(jwt, "dest");
+    if (!js)
+        return true;
+    json_t *v = json_loads(js, JSON_DECODE_ANY, NULL);
+    free(js);
+    bool ok = false;
+    if (json_is_string(v)) {
+        ok = strcmp(json_string_value(v), name) == 0;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (json_is_string(e) && strcmp(json_string_value(e), name) == 0)
+                ok = true;
+        }
+    }
+    json_decref(v);
+    return ok;
+}
+
+int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, const char *dest,
+                    char *sub, size_t sublen, char *err, size_t errlen)
 {
     if (!authorization || !*authorization) {
         snprintf(err, errlen, "no tokenString");
@@ -192,6 +217,11 @@ int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, char *s
     }
     const char *s = jwt_get_grant(jwt, "sub");
     snprintf(sub, sublen, "%s", s ? s : "");
+    if (dest && !dest_allowed(jwt, dest)) {
+        jwt_free(jwt);
+        snprintf(err, errlen, "token does not allow destination %.200s", dest);
+        return -2;
+    }
     jwt_free(jwt);
     return 0;
 }

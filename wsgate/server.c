@@ -211,12 +211,13 @@ static void route(struct tunnel *t)
     t->seq = ++srv->seq;
     if (srv->auth_enabled) {
         char err[512];
-        if (wsg_auth_verify(&srv->auth, r->authorization, t->user, sizeof t->user, err,
-                            sizeof err) < 0) {
+        int rc = wsg_auth_verify(&srv->auth, r->authorization, name, t->user, sizeof t->user,
+                                 err, sizeof err);
+        if (rc < 0) {
             tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
             char body[600];
             snprintf(body, sizeof body, "%s\n", err);
-            respond(t, 401, body, NULL);
+            respond(t, rc == -2 ? 403 : 401, body, NULL);
             return;
         }
     } else {

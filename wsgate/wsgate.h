@@ -41,9 +41,11 @@ int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, ch
                   size_t errlen);
 /* Verify "Bearer <jwt>": RS256/RS384/RS512 only, signature, exp present and in
  * the future, iat present and not older than the freshness. Returns 0 with
- * the subject in sub, or -1 with the reason in err (the 401 body). */
-int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, char *sub,
-                    size_t sublen, char *err, size_t errlen);
+ * the subject in sub, -1 with the reason in err (the 401 body), or -2 when
+ * the token carries a "dest" claim (name or list of names) without dest
+ * (403; sub is set). */
+int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, const char *dest,
+                    char *sub, size_t sublen, char *err, size_t errlen);
 void wsg_auth_free(struct wsg_auth *a);
 
 /* ---- client: where Authorization tokens come from ---- */

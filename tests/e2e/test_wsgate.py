@@ -790,6 +790,10 @@ def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
         "hs256 pubkey": (hs256_with_pubkey(), 401),
         "garbage": ("not.a.token", 401),
         "missing": (None, 401),
+        "dest ok": (jwt.encode({"sub": "dan", "iat": now, "exp": now + 60,
+                                "dest": ["other", "echo"]}, priv, "RS256"), 101),
+        "dest other": (jwt.encode({"sub": "eve", "iat": now, "exp": now + 60,
+                                   "dest": ["other"]}, priv, "RS256"), 403),
     }
     for what, (tok, want) in cases.items():
         extra = b"" if tok is None else b"Authorization: Bearer " + tok.encode() + b"\r\n"
@@ -806,8 +810,8 @@ def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
         assert status == want, (what, buf)
     log = g.server_log()
     users = [e["user-email"] for e in log if e.get("status") == "Connected"]
-    assert sorted(users) == ["alice", "bob"]
-    assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 9
+    assert sorted(users) == ["alice", "bob", "dan"]
+    assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 10
 
 
 def test_client_private_key_signs_tokens(procs, tmp_path, tcp_peer, rsa_keys):
