@@ -160,22 +160,20 @@ static inline uint64_t mask_word(const uint8_t key[4], size_t offset, uint8_t kb
     return load64(kb);
 }
 
-size_t ws_mask(uint8_t *buf, size_t len, const uint8_t key[4], size_t offset)
+/* 16-byte vectors (SSE2/NEON when available, plain words otherwise); loads
+ * and stores go through memcpy, so any alignment is fine. */
+typedef uint64_t ws_v16 __attribute__((vector_size(16)));
+
+static inline ws_v16 loadv(const uint8_t *p)
 {
-    uint8_t kb[8];
-    uint64_t k = mask_word(key, offset, kb);
-    size_t i = 0;
-    for (; i + 32 <= len; i += 32) {
-        store64(buf + i, load64(buf + i) ^ k);
-        store64(buf + i + 8, load64(buf + i + 8) ^ k);
-        store64(buf + i + 16, load64(buf + i + 16) ^ k);
-        store64(buf + i + 24, load64(buf + i + 24) ^ k);
-    }
-    for (; i + 8 <= len; i += 8)
-        store64(buf + i, load64(buf + i) ^ k);
-    for (; i < len; i++)
-        buf[i] ^= kb[i & 7];
-    return (offset + len) & 3;
+    ws_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void storev(uint8_t *p, ws_v16 v)
+{
+    memcpy(p, &v, sizeof v);
 }
 
 size_t ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
@@ -183,18 +181,26 @@ size_t ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t 
 {
     uint8_t kb[8];
     uint64_t k = mask_word(key, offset, kb);
+    ws_v16 kv = {k, k};
     size_t i = 0;
-    for (; i + 32 <= len; i += 32) {
-        store64(dst + i, load64(src + i) ^ k);
-        store64(dst + i + 8, load64(src + i + 8) ^ k);
-        store64(dst + i + 16, load64(src + i + 16) ^ k);
-        store64(dst + i + 24, load64(src + i + 24) ^ k);
+    for (; i + 64 <= len; i += 64) {
+        ws_v16 a = loadv(src + i), b = loadv(src + i + 16), c = loadv(src + i + 32),
+               d = loadv(src + i + 48);
+        storev(dst + i, a ^ kv);
+        storev(dst + i + 16, b ^ kv);
+        storev(dst + i + 32, c ^ kv);
+        storev(dst + i + 48, d ^ kv);
     }
     for (; i + 8 <= len; i += 8)
         store64(dst + i, load64(src + i) ^ k);
     for (; i < len; i++)
         dst[i] = src[i] ^ kb[i & 7];
     return (offset + len) & 3;
+}
+
+size_t ws_mask(uint8_t *buf, size_t len, const uint8_t key[4], size_t offset)
+{
+    return ws_mask_copy(buf, buf, len, key, offset);
 }
 
 /* wyrand: a fast 64-bit PRNG, one state per thread, seeded from getrandom().
