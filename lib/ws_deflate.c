@@ -354,6 +354,20 @@ void ws_pmd_free(struct ws_pmd *p)
     p->deflater = p->inflater = NULL;
 }
 
+void ws_pmd_idle(struct ws_pmd *p)
+{
+    if (p->deflater && p->deflate_reset) {
+        deflateEnd(p->deflater);
+        free(p->deflater);
+        p->deflater = NULL;
+    }
+    if (p->inflater && p->inflate_reset && !p->in_message) {
+        inflateEnd(p->inflater);
+        free(p->inflater);
+        p->inflater = NULL;
+    }
+}
+
 size_t ws_pmd_compress_bound(size_t len)
 {
     /* deflateBound()'s conservative bound for non-default window/memLevel

@@ -90,6 +90,14 @@ void ws_pmd_init(struct ws_pmd *p, const struct ws_pmd_params *agreed, enum ws_r
                  uint64_t max_inflated, int level, int mem_level);
 void ws_pmd_free(struct ws_pmd *p);
 
+/* Give back zlib memory between messages where the agreement allows it: the
+ * compressor when it resets per message anyway (our no_context_takeover) and
+ * the inflater when the peer resets per message and no message is being
+ * inflated. Both come back lazily on next use. Call it when a connection
+ * goes idle: a compressor costs about 2^(window+2) + 2^(mem_level+9) bytes
+ * (256 KiB at 15/8), an inflater about 7 KiB + 2^window. */
+void ws_pmd_idle(struct ws_pmd *p);
+
 /* Upper bound of ws_pmd_compress() output for len input bytes. */
 size_t ws_pmd_compress_bound(size_t len);
 

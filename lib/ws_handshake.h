@@ -87,7 +87,7 @@ struct ws_hs_request {
 struct ws_hs_server {
     struct ws_hs_request req; /* valid after WS_HS_DONE */
     int status;               /* after WS_HS_ERROR: HTTP status to answer
-                                 (400, 431, 505...) */
+                                 (400, 431; 500 out of memory) */
     const char *error;        /* after WS_HS_ERROR: reason (static string) */
     struct ws_hs_head head;   /* private */
 };

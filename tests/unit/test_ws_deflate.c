@@ -373,6 +373,37 @@ static void test_no_context_takeover_independent(void **state)
     ws_pmd_init(&cli, &a, WS_ROLE_CLIENT, 0, -1, 0);
     assert_int_equal(ws_pmd_inflate_message(&cli, c2, n2, out, sizeof out, &n), 0);
     assert_memory_equal(out, "Hello", 5);
+    /* idle release: both sides reset per message, so the zlib state goes
+     * and comes back transparently */
+    struct ws_pmd_params both = {.server_no_context_takeover = true,
+                                 .client_no_context_takeover = true};
+    struct ws_pmd ps, pc;
+    ws_pmd_init(&ps, &both, WS_ROLE_SERVER, 0, -1, 0);
+    ws_pmd_init(&pc, &both, WS_ROLE_CLIENT, 0, -1, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ws_pmd_compress(&ps, (const uint8_t *)"Hello", 5, c1, sizeof c1, &n1),
+                         0);
+        assert_non_null(ps.deflater);
+        ws_pmd_idle(&ps);
+        assert_null(ps.deflater);
+        assert_int_equal(ws_pmd_inflate_message(&pc, c1, n1, out, sizeof out, &n), 0);
+        assert_int_equal(n, 5);
+        assert_non_null(pc.inflater);
+        ws_pmd_idle(&pc);
+        assert_null(pc.inflater);
+    }
+    /* mid-message the inflater stays */
+    ws_pmd_inflate_input(&pc, c1, 2, false);
+    size_t got;
+    assert_int_equal(ws_pmd_inflate_output(&pc, out, sizeof out, &got), 0);
+    ws_pmd_idle(&pc);
+    assert_non_null(pc.inflater);
+    ws_pmd_inflate_input(&pc, c1 + 2, n1 - 2, true);
+    assert_int_equal(ws_pmd_inflate_output(&pc, out + got, sizeof out - got, &n), 0);
+    assert_int_equal(got + n, 5);
+    assert_memory_equal(out, "Hello", 5);
+    ws_pmd_free(&ps);
+    ws_pmd_free(&pc);
     ws_pmd_free(&cli);
     ws_pmd_free(&srv);
     /* with takeover the second one refers back and is shorter */
@@ -381,6 +412,8 @@ static void test_no_context_takeover_independent(void **state)
     assert_int_equal(ws_pmd_compress(&srv, (const uint8_t *)"Hello", 5, c1, sizeof c1, &n1), 0);
     assert_int_equal(ws_pmd_compress(&srv, (const uint8_t *)"Hello", 5, c2, sizeof c2, &n2), 0);
     assert_true(n2 < n1);
+    ws_pmd_idle(&srv); /* context takeover: the state must stay */
+    assert_non_null(srv.deflater);
     ws_pmd_free(&srv);
 }
 
