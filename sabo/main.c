@@ -28,6 +28,11 @@
 
 #define MIN_BANDWIDTH 32000ULL    /* the original's minimumBandwidh (32K) */
 #define RESCAN_NS 1000000000LL    /* fallback rescan period */
+/* Follow-up scans after an inotify event. The kernel reports the close of a
+ * killed member's lock file (IN_CLOSE_WRITE) just before it drops the flock,
+ * so the first scan can still see the file locked. */
+static const int64_t followup_ns[] = {10000000LL, 50000000LL, 200000000LL};
+#define N_FOLLOWUPS ((int)(sizeof followup_ns / sizeof followup_ns[0]))
 #define PROGRESS_TTY_NS 250000000LL
 #define PROGRESS_PLAIN_NS 1000000000LL
 #define RW_BUFSIZE (128 * 1024)   /* read/write path buffer (keeps RSS small) */
@@ -211,19 +216,32 @@ struct sabo {
     int scan_warned;
     int tty;
     int64_t start_ns, next_scan_ns, next_progress_ns, progress_period_ns;
+    int followup; /* index into followup_ns of the next follow-up scan, or -1 */
     uint64_t progress_bytes;
     int64_t progress_ns;
     double progress_rate;
     int progress_dirty; /* an in-place line is on the terminal */
 };
 
+/* Before any other message on a terminal, end the in-place line. */
+static void progress_break(struct sabo *s)
+{
+    if (s->progress_dirty) {
+        fputc('\n', stderr);
+        s->progress_dirty = 0;
+    }
+}
+
 static void rebalance(struct sabo *s, int64_t now)
 {
     unsigned units;
     if (group_scan(&s->group, &units) < 0) {
-        if (!s->scan_warned)
+        if (!s->scan_warned) {
+            int e = errno;
+            progress_break(s);
             fprintf(stderr, "sabo: cannot read work dir %s: %s (keeping share %.0f B/s)\n",
-                    s->cfg->work_dir, strerror(errno), s->share);
+                    s->cfg->work_dir, strerror(e), s->share);
+        }
         s->scan_warned = 1;
         return;
     }
@@ -265,15 +283,6 @@ static void progress_show(struct sabo *s, int64_t now, int final)
     fflush(stderr);
 }
 
-/* Before any other message on a terminal, end the in-place line. */
-static void progress_break(struct sabo *s)
-{
-    if (s->progress_dirty) {
-        fputc('\n', stderr);
-        s->progress_dirty = 0;
-    }
-}
-
 enum { RUN_EOF, RUN_ERROR, RUN_SIGNAL };
 
 static int run(struct sabo *s)
@@ -283,6 +292,7 @@ static int run(struct sabo *s)
 
     s->start_ns = s->progress_ns = now;
     s->next_scan_ns = now + RESCAN_NS;
+    s->followup = -1;
     s->next_progress_ns = now + s->progress_period_ns;
     for (;;) {
         if (stop_signal)
@@ -290,7 +300,13 @@ static int run(struct sabo *s)
         now = mono_ns();
         if (now >= s->next_scan_ns) {
             rebalance(s, now);
-            s->next_scan_ns = now + RESCAN_NS;
+            if (s->followup >= 0 && s->followup + 1 < N_FOLLOWUPS) {
+                s->followup++;
+                s->next_scan_ns = now + followup_ns[s->followup];
+            } else {
+                s->followup = -1;
+                s->next_scan_ns = now + RESCAN_NS;
+            }
         }
         if (s->cfg->progress && now >= s->next_progress_ns) {
             progress_show(s, now, 0);
@@ -313,8 +329,10 @@ static int run(struct sabo *s)
                     in_ready = 0;
                     continue;
                 }
+                if (k < 0 && errno == EINTR)
+                    continue; /* the loop top checks stop_signal */
                 if (k < 0)
-                    return errno == EINTR && stop_signal ? RUN_SIGNAL : RUN_ERROR;
+                    return RUN_ERROR;
                 bucket_consume(&s->bucket, (uint64_t)k);
                 /* A short transfer means the input ran dry: poll before the
                  * next one instead of blocking in it. */
@@ -354,8 +372,12 @@ static int run(struct sabo *s)
         }
         if (pfd[0].revents)
             return RUN_SIGNAL;
-        if (ino_idx >= 0 && pfd[ino_idx].revents && group_drain_events(&s->group))
-            rebalance(s, mono_ns());
+        if (ino_idx >= 0 && pfd[ino_idx].revents && group_drain_events(&s->group)) {
+            now = mono_ns();
+            rebalance(s, now);
+            s->followup = 0;
+            s->next_scan_ns = now + followup_ns[0];
+        }
         if (in_idx >= 0 && pfd[in_idx].revents) {
             if (pfd[in_idx].revents & POLLNVAL) {
                 errno = EBADF;
