@@ -23,8 +23,8 @@ static void mix(uint64_t *h, const void *p, size_t n)
     }
 }
 
-static uint64_t run(const struct ws_decoder_config *cfg, const uint8_t *in, size_t len,
-                    size_t step, bool inflate)
+static uint64_t run(const struct ws_decoder_config *cfg, const uint8_t *in, size_t len, size_t step,
+                    bool inflate)
 {
     uint64_t h = 0xcbf29ce484222325ull, mh = h, mi = h;
     struct ws_decoder d;
@@ -46,24 +46,19 @@ static uint64_t run(const struct ws_decoder_config *cfg, const uint8_t *in, size
         for (;;) {
             struct ws_event ev;
             size_t n = ws_decoder_feed(&d, rb + off, have - off, &ev);
-            if (n > have - off)
-                abort();
+            if (n > have - off) abort();
             off += n;
-            if (ev.type == WS_EV_NEED_MORE)
-                break;
+            if (ev.type == WS_EV_NEED_MORE) break;
             if (ev.type == WS_EV_ERROR) {
                 mix(&h, "E", 1);
                 mix(&h, &ev.close_code, sizeof ev.close_code);
-                if (!ev.error || ev.close_code < 1000)
-                    abort();
+                if (!ev.error || ev.close_code < 1000) abort();
                 failed = true;
                 break;
             }
-            if (ev.len && (ev.data < rb || ev.data + ev.len > rb + have))
-                abort();
+            if (ev.len && (ev.data < rb || ev.data + ev.len > rb + have)) abort();
             if (ev.type == WS_EV_CONTROL) {
-                if (ev.len > WS_MAX_CONTROL_PAYLOAD)
-                    abort();
+                if (ev.len > WS_MAX_CONTROL_PAYLOAD) abort();
                 mix(&h, "C", 1);
                 mix(&h, &ev.opcode, 1);
                 mix(&h, ev.data, ev.len);
@@ -73,27 +68,23 @@ static uint64_t run(const struct ws_decoder_config *cfg, const uint8_t *in, size
             /* DATA: chunk boundaries differ between runs, and a message cut
              * by an error shows more or fewer chunks; whole messages must
              * not differ. */
-            if (ev.message_start)
-                mh = mi = 0xcbf29ce484222325ull;
+            if (ev.message_start) mh = mi = 0xcbf29ce484222325ull;
             mix(&mh, ev.data, ev.len);
             if (inflate && ev.compressed) {
                 ws_pmd_inflate_input(&pmd, ev.data, ev.len, ev.message_end);
                 for (;;) {
                     size_t got = 0;
                     int r = ws_pmd_inflate_output(&pmd, out, sizeof out, &got);
-                    if (got > sizeof out)
-                        abort();
+                    if (got > sizeof out) abort();
                     mix(&mi, out, got);
-                    if (r == 1)
-                        continue;
+                    if (r == 1) continue;
                     if (r != 0) {
                         mix(&h, &r, sizeof r);
                         failed = true;
                     }
                     break;
                 }
-                if (failed)
-                    break;
+                if (failed) break;
             }
             if (ev.message_end) {
                 mix(&h, "M", 1);
@@ -114,8 +105,7 @@ static uint64_t run(const struct ws_decoder_config *cfg, const uint8_t *in, size
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     uint8_t c = data[0], s = data[1];
     struct ws_decoder_config cfg = {
         .role = (c & 1) ? WS_ROLE_CLIENT : WS_ROLE_SERVER,
@@ -134,15 +124,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool inflate = (c & 64) != 0;
     uint64_t h1 = run(&cfg, a, len, len ? len : 1, inflate);
     uint64_t h2 = run(&cfg, b, len, 1 + s % 16, inflate);
-    if (h1 != h2)
-        abort();
+    if (h1 != h2) abort();
 
     /* stateless helpers on the raw input */
     struct ws_frame_header hdr;
     uint16_t cc;
     if (ws_frame_parse(in, len, &hdr, &cc) == WS_PARSE_OK) {
-        if (hdr.header_len < 2 || hdr.header_len > WS_MAX_HEADER || hdr.header_len > len)
-            abort();
+        if (hdr.header_len < 2 || hdr.header_len > WS_MAX_HEADER || hdr.header_len > len) abort();
         uint8_t w[WS_MAX_HEADER];
         if (ws_frame_header_write(w, &hdr) != hdr.header_len && hdr.payload_len >= 126)
             (void)0; /* non-minimal encodings are legal on input */

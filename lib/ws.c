@@ -34,8 +34,7 @@ static bool opcode_known(unsigned op)
 static int frame_parse(const uint8_t *buf, size_t len, struct ws_frame_header *hdr,
                        uint16_t *close_code, const char **why)
 {
-    if (len < 2)
-        return WS_PARSE_MORE;
+    if (len < 2) return WS_PARSE_MORE;
     unsigned b0 = buf[0], b1 = buf[1];
     unsigned op = b0 & 0x0f;
     unsigned fin = b0 >> 7;
@@ -58,8 +57,7 @@ static int frame_parse(const uint8_t *buf, size_t len, struct ws_frame_header *h
         }
     }
     size_t hl = 2 + (plen == 126 ? 2 : plen == 127 ? 8 : 0) + ((b1 & 0x80) ? 4 : 0);
-    if (len < hl)
-        return WS_PARSE_MORE;
+    if (len < hl) return WS_PARSE_MORE;
     const uint8_t *p = buf + 2;
     if (plen == 126) {
         plen = (uint64_t)p[0] << 8 | p[1];
@@ -94,8 +92,7 @@ int ws_frame_parse(const uint8_t *buf, size_t len, struct ws_frame_header *hdr,
     uint16_t cc = 0;
     const char *why = NULL;
     int r = frame_parse(buf, len, hdr, &cc, &why);
-    if (close_code)
-        *close_code = cc;
+    if (close_code) *close_code = cc;
     return r;
 }
 
@@ -133,9 +130,8 @@ size_t ws_frame_header_write(uint8_t out[WS_MAX_HEADER], struct ws_frame_header 
     return n;
 }
 
-size_t ws_frame_begin(uint8_t out[WS_MAX_HEADER], struct ws_frame_header *hdr,
-                      enum ws_role role, unsigned opcode, bool fin, unsigned rsv,
-                      uint64_t payload_len)
+size_t ws_frame_begin(uint8_t out[WS_MAX_HEADER], struct ws_frame_header *hdr, enum ws_role role,
+                      unsigned opcode, bool fin, unsigned rsv, uint64_t payload_len)
 {
     hdr->payload_len = payload_len;
     hdr->opcode = (uint8_t)(opcode & 0x0f);
@@ -251,22 +247,14 @@ static inline uint32_t utf8_step(uint32_t s, unsigned b)
 {
     switch (s) {
     case 0:
-        if (b < 0x80)
-            return 0;
-        if (b >= 0xC2 && b <= 0xDF)
-            return 1;
-        if (b == 0xE0)
-            return 4;
-        if (b == 0xED)
-            return 5;
-        if (b >= 0xE1 && b <= 0xEF)
-            return 2;
-        if (b == 0xF0)
-            return 6;
-        if (b >= 0xF1 && b <= 0xF3)
-            return 3;
-        if (b == 0xF4)
-            return 7;
+        if (b < 0x80) return 0;
+        if (b >= 0xC2 && b <= 0xDF) return 1;
+        if (b == 0xE0) return 4;
+        if (b == 0xED) return 5;
+        if (b >= 0xE1 && b <= 0xEF) return 2;
+        if (b == 0xF0) return 6;
+        if (b >= 0xF1 && b <= 0xF3) return 3;
+        if (b == 0xF4) return 7;
         return WS_UTF8_REJECT;
     case 1:
     case 2:
@@ -289,14 +277,12 @@ uint32_t ws_utf8_validate(uint32_t state, const uint8_t *buf, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        if (state == WS_UTF8_REJECT)
-            return state;
+        if (state == WS_UTF8_REJECT) return state;
         if (state == 0) {
             /* ASCII runs are the common case: skip them a word at a time. */
             while (i + 8 <= len && (load64(buf + i) & 0x8080808080808080ull) == 0)
                 i += 8;
-            if (i == len)
-                break;
+            if (i == len) break;
         }
         state = utf8_step(state, buf[i++]);
     }
@@ -321,22 +307,38 @@ bool ws_close_code_valid(unsigned code)
 const char *ws_close_code_str(unsigned code)
 {
     switch (code) {
-    case 1000: return "normal";
-    case 1001: return "going away";
-    case 1002: return "protocol error";
-    case 1003: return "unsupported data";
-    case 1005: return "no status";
-    case 1006: return "abnormal closure";
-    case 1007: return "invalid payload data";
-    case 1008: return "policy violation";
-    case 1009: return "message too big";
-    case 1010: return "mandatory extension";
-    case 1011: return "internal error";
-    case 1012: return "service restart";
-    case 1013: return "try again later";
-    case 1014: return "bad gateway";
-    case 1015: return "TLS handshake failure";
-    default: return code >= 3000 && code <= 4999 ? "application" : "unknown";
+    case 1000:
+        return "normal";
+    case 1001:
+        return "going away";
+    case 1002:
+        return "protocol error";
+    case 1003:
+        return "unsupported data";
+    case 1005:
+        return "no status";
+    case 1006:
+        return "abnormal closure";
+    case 1007:
+        return "invalid payload data";
+    case 1008:
+        return "policy violation";
+    case 1009:
+        return "message too big";
+    case 1010:
+        return "mandatory extension";
+    case 1011:
+        return "internal error";
+    case 1012:
+        return "service restart";
+    case 1013:
+        return "try again later";
+    case 1014:
+        return "bad gateway";
+    case 1015:
+        return "TLS handshake failure";
+    default:
+        return code >= 3000 && code <= 4999 ? "application" : "unknown";
     }
 }
 
@@ -345,8 +347,7 @@ const char *ws_close_code_str(unsigned code)
 static size_t utf8_cut(const char *s, size_t max)
 {
     size_t n = strnlen(s, max + 1);
-    if (n <= max)
-        return n;
+    if (n <= max) return n;
     n = max;
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--;
@@ -356,8 +357,7 @@ static size_t utf8_cut(const char *s, size_t max)
 ssize_t ws_close_payload_build(uint8_t out[WS_MAX_CONTROL_PAYLOAD], uint16_t code,
                                const char *reason)
 {
-    if (code == 0)
-        return 0;
+    if (code == 0) return 0;
     if (!ws_close_code_valid(code)) {
         errno = EINVAL;
         return -1;
@@ -365,8 +365,7 @@ ssize_t ws_close_payload_build(uint8_t out[WS_MAX_CONTROL_PAYLOAD], uint16_t cod
     out[0] = (uint8_t)(code >> 8);
     out[1] = (uint8_t)code;
     size_t n = reason ? utf8_cut(reason, WS_MAX_CLOSE_REASON) : 0;
-    if (n)
-        memcpy(out + 2, reason, n);
+    if (n) memcpy(out + 2, reason, n);
     return (ssize_t)(2 + n);
 }
 
@@ -394,8 +393,7 @@ ssize_t ws_close_frame(uint8_t out[WS_MAX_CONTROL_FRAME], enum ws_role role, uin
 {
     uint8_t payload[WS_MAX_CONTROL_PAYLOAD];
     ssize_t n = ws_close_payload_build(payload, code, reason);
-    if (n < 0)
-        return -1;
+    if (n < 0) return -1;
     return ws_control_frame(out, role, WS_OP_CLOSE, payload, (size_t)n);
 }
 
@@ -414,10 +412,8 @@ int ws_close_payload_parse(const uint8_t *payload, size_t len, uint16_t *code,
     }
     *code = (uint16_t)(payload[0] << 8 | payload[1]);
     *reason_len = len - 2;
-    if (!ws_close_code_valid(*code))
-        return WS_CLOSE_PROTOCOL_ERROR;
-    if (!ws_utf8_valid(payload + 2, len - 2))
-        return WS_CLOSE_INVALID_PAYLOAD;
+    if (!ws_close_code_valid(*code)) return WS_CLOSE_PROTOCOL_ERROR;
+    if (!ws_utf8_valid(payload + 2, len - 2)) return WS_CLOSE_INVALID_PAYLOAD;
     return 0;
 }
 
@@ -449,8 +445,7 @@ static size_t fail(struct ws_decoder *d, struct ws_event *ev, size_t pos, uint16
 size_t ws_decoder_feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
 {
     memset(ev, 0, sizeof *ev);
-    if (d->err_code)
-        return fail(d, ev, 0, d->err_code, d->err);
+    if (d->err_code) return fail(d, ev, 0, d->err_code, d->err);
     size_t pos = 0;
 
     if (!d->in_frame) {
@@ -462,10 +457,8 @@ size_t ws_decoder_feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws
             ev->type = WS_EV_NEED_MORE;
             return 0;
         }
-        if (r == WS_PARSE_ERROR)
-            return fail(d, ev, 0, cc, why);
-        if (d->closed)
-            return fail(d, ev, 0, WS_CLOSE_PROTOCOL_ERROR, "frame after close frame");
+        if (r == WS_PARSE_ERROR) return fail(d, ev, 0, cc, why);
+        if (d->closed) return fail(d, ev, 0, WS_CLOSE_PROTOCOL_ERROR, "frame after close frame");
         if (d->cfg.role == WS_ROLE_SERVER && !h.masked)
             return fail(d, ev, 0, WS_CLOSE_PROTOCOL_ERROR, "unmasked frame from client");
         if (d->cfg.role == WS_ROLE_CLIENT && h.masked)
@@ -483,15 +476,14 @@ size_t ws_decoder_feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws
             }
             uint8_t *p = buf + h.header_len;
             size_t n = (size_t)h.payload_len;
-            if (h.masked)
-                ws_mask(p, n, h.mask, 0);
+            if (h.masked) ws_mask(p, n, h.mask, 0);
             ev->type = WS_EV_CONTROL;
             ev->opcode = h.opcode;
             ev->data = n ? p : NULL;
             ev->len = n;
             if (h.opcode == WS_OP_CLOSE) {
-                int bad = ws_close_payload_parse(p, n, &ev->close_code, &ev->reason,
-                                                 &ev->reason_len);
+                int bad =
+                    ws_close_payload_parse(p, n, &ev->close_code, &ev->reason, &ev->reason_len);
                 if (bad) {
                     ev->data = NULL;
                     ev->len = 0;
@@ -521,9 +513,8 @@ size_t ws_decoder_feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws
         if (d->cfg.max_frame_size && h.payload_len > d->cfg.max_frame_size)
             return fail(d, ev, 0, WS_CLOSE_TOO_BIG, "frame too big");
         uint64_t msg_len = h.opcode == WS_OP_CONT ? d->msg_len : 0;
-        if (d->cfg.max_message_size &&
-            (msg_len > d->cfg.max_message_size ||
-             h.payload_len > d->cfg.max_message_size - msg_len))
+        if (d->cfg.max_message_size && (msg_len > d->cfg.max_message_size ||
+                                        h.payload_len > d->cfg.max_message_size - msg_len))
             return fail(d, ev, 0, WS_CLOSE_TOO_BIG, "message too big");
 
         if (h.opcode != WS_OP_CONT) {
@@ -548,8 +539,7 @@ size_t ws_decoder_feed(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws
     }
     size_t n = d->frame_left < avail ? (size_t)d->frame_left : avail;
     uint8_t *p = buf + pos;
-    if (d->hdr.masked && n)
-        d->mask_off = (uint8_t)ws_mask(p, n, d->hdr.mask, d->mask_off);
+    if (d->hdr.masked && n) d->mask_off = (uint8_t)ws_mask(p, n, d->hdr.mask, d->mask_off);
     d->frame_left -= n;
     pos += n;
 
@@ -606,8 +596,7 @@ int ws_message_append(struct ws_message *m, const struct ws_event *ev, size_t ma
             while (cap < need)
                 cap = cap > SIZE_MAX / 2 ? need : cap * 2;
             uint8_t *nd = realloc(m->data, cap);
-            if (!nd)
-                return -1;
+            if (!nd) return -1;
             m->data = nd;
             m->cap = cap;
         }

@@ -67,8 +67,8 @@ enum ws_role {
 #define WS_RSV2 0x2u
 #define WS_RSV3 0x1u
 
-#define WS_MAX_HEADER 14           /* 2 + 8 (length) + 4 (mask key) */
-#define WS_MAX_CONTROL_PAYLOAD 125 /* RFC 6455 5.5 */
+#define WS_MAX_HEADER 14                                  /* 2 + 8 (length) + 4 (mask key) */
+#define WS_MAX_CONTROL_PAYLOAD 125                        /* RFC 6455 5.5 */
 #define WS_MAX_CONTROL_FRAME (6 + WS_MAX_CONTROL_PAYLOAD) /* a whole ping/pong/close */
 #define WS_MAX_CLOSE_REASON (WS_MAX_CONTROL_PAYLOAD - 2)  /* 123 bytes */
 /* Smallest read buffer that can hold any header plus a whole control frame. */
@@ -116,9 +116,8 @@ size_t ws_frame_header_write(uint8_t out[WS_MAX_HEADER], struct ws_frame_header 
  * it (a client gets a fresh random mask key in hdr->mask and the MASK bit),
  * write it to out and return its length. rsv is usually 0 or WS_RSV1 on the
  * first frame of a compressed message. */
-size_t ws_frame_begin(uint8_t out[WS_MAX_HEADER], struct ws_frame_header *hdr,
-                      enum ws_role role, unsigned opcode, bool fin, unsigned rsv,
-                      uint64_t payload_len);
+size_t ws_frame_begin(uint8_t out[WS_MAX_HEADER], struct ws_frame_header *hdr, enum ws_role role,
+                      unsigned opcode, bool fin, unsigned rsv, uint64_t payload_len);
 
 /* XOR buf[0..len) in place with the 4-byte key, starting at key position
  * `offset` (0..3; use the value returned by the previous call to continue a
@@ -213,22 +212,22 @@ enum ws_event_type {
 
 struct ws_event {
     enum ws_event_type type;
-    uint8_t opcode;        /* DATA: WS_OP_TEXT/WS_OP_BINARY of the message;
-                              CONTROL: WS_OP_PING/PONG/CLOSE */
-    bool message_start;    /* DATA: first chunk of a message */
-    bool message_end;      /* DATA: last chunk of a message (after it the next
-                              DATA event starts a new message) */
-    bool frame_end;        /* DATA: last chunk of the current frame */
-    bool compressed;       /* DATA: the message had RSV1 (permessage-deflate):
-                              feed the chunks to ws_pmd_inflate_*() */
-    uint8_t *data;         /* DATA/CONTROL: payload, unmasked in place; points
-                              into the caller's buffer (NULL when len == 0) */
+    uint8_t opcode;     /* DATA: WS_OP_TEXT/WS_OP_BINARY of the message;
+                           CONTROL: WS_OP_PING/PONG/CLOSE */
+    bool message_start; /* DATA: first chunk of a message */
+    bool message_end;   /* DATA: last chunk of a message (after it the next
+                           DATA event starts a new message) */
+    bool frame_end;     /* DATA: last chunk of the current frame */
+    bool compressed;    /* DATA: the message had RSV1 (permessage-deflate):
+                           feed the chunks to ws_pmd_inflate_*() */
+    uint8_t *data;      /* DATA/CONTROL: payload, unmasked in place; points
+                           into the caller's buffer (NULL when len == 0) */
     size_t len;
     uint16_t close_code;   /* CONTROL close: received code (1005 if none);
                               ERROR: the code to close with */
     const uint8_t *reason; /* CONTROL close: reason bytes (in the buffer) */
     size_t reason_len;
-    const char *error;     /* ERROR: what was wrong, for logs (static) */
+    const char *error; /* ERROR: what was wrong, for logs (static) */
 };
 
 /* Receive state of one connection. Initialise with ws_decoder_init(); no
@@ -239,14 +238,14 @@ struct ws_decoder {
     uint64_t frame_left;        /* its payload bytes not yet delivered */
     uint64_t msg_len;           /* payload bytes of the current message so far */
     uint32_t utf8_state;
-    uint8_t mask_off;           /* key offset of the next payload byte */
-    uint8_t in_frame;           /* delivering a data frame's payload */
-    uint8_t in_message;         /* a fragmented message awaits continuations */
+    uint8_t mask_off;   /* key offset of the next payload byte */
+    uint8_t in_frame;   /* delivering a data frame's payload */
+    uint8_t in_message; /* a fragmented message awaits continuations */
     uint8_t msg_opcode;
     uint8_t msg_compressed;
-    uint8_t msg_started;        /* the first chunk of the message was delivered */
-    uint8_t closed;             /* a close frame was received */
-    uint16_t err_code;          /* sticky error */
+    uint8_t msg_started; /* the first chunk of the message was delivered */
+    uint8_t closed;      /* a close frame was received */
+    uint16_t err_code;   /* sticky error */
     const char *err;
 };
 
@@ -274,13 +273,13 @@ bool ws_decoder_in_message(const struct ws_decoder *d);
  * An unfragmented message that arrived in one chunk (message_start &&
  * message_end) can be used straight from ev->data without this. */
 struct ws_message {
-    uint8_t *data;  /* len bytes of payload (compressed if `compressed`) */
+    uint8_t *data; /* len bytes of payload (compressed if `compressed`) */
     size_t len;
     size_t cap;
     uint8_t opcode; /* WS_OP_TEXT or WS_OP_BINARY */
     bool compressed;
-    bool complete;  /* set by the chunk with message_end; the next append
-                       starts a new message */
+    bool complete; /* set by the chunk with message_end; the next append
+                      starts a new message */
 };
 
 void ws_message_init(struct ws_message *m);

@@ -60,26 +60,21 @@ static int ext_next(const char **pp, struct ext *e)
     const char *p = *pp;
     for (;;) {
         p = ows(p);
-        if (*p != ',')
-            break;
+        if (*p != ',') break;
         p++;
     }
-    if (!*p)
-        return 0;
+    if (!*p) return 0;
     memset(e, 0, sizeof *e);
     p = token(p, &e->name, &e->nlen);
-    if (!e->nlen)
-        return -1;
+    if (!e->nlen) return -1;
     for (;;) {
         p = ows(p);
-        if (*p != ';')
-            break;
+        if (*p != ';') break;
         p = ows(p + 1);
         struct ext_param tmp, *prm = e->nparams < EXT_MAX_PARAMS ? &e->params[e->nparams] : &tmp;
         memset(prm, 0, sizeof *prm);
         p = token(p, &prm->name, &prm->nlen);
-        if (!prm->nlen)
-            return -1;
+        if (!prm->nlen) return -1;
         p = ows(p);
         if (*p == '=') {
             p = ows(p + 1);
@@ -89,23 +84,20 @@ static int ext_next(const char **pp, struct ext *e)
             if (*p == '"') {
                 p++;
                 while (*p && *p != '"') {
-                    if (*p == '\\' && p[1])
-                        p++;
+                    if (*p == '\\' && p[1]) p++;
                     if (vl < sizeof prm->value - 1)
                         prm->value[vl++] = *p;
                     else
                         prm->value_ok = false;
                     p++;
                 }
-                if (*p != '"')
-                    return -1;
+                if (*p != '"') return -1;
                 p++;
             } else {
                 const char *vs;
                 size_t n;
                 p = token(p, &vs, &n);
-                if (!n)
-                    return -1;
+                if (!n) return -1;
                 if (n < sizeof prm->value)
                     memcpy(prm->value, vs, n);
                 else
@@ -119,8 +111,7 @@ static int ext_next(const char **pp, struct ext *e)
         else
             e->too_many = true;
     }
-    if (*p && *p != ',')
-        return -1;
+    if (*p && *p != ',') return -1;
     *pp = p;
     return 1;
 }
@@ -134,12 +125,10 @@ static bool is(const char *s, size_t n, const char *lit)
 static int window_bits(const struct ext_param *prm)
 {
     const char *v = prm->value;
-    if (!prm->value_ok || !isdigit((unsigned char)v[0]) || v[0] == '0')
-        return -1;
+    if (!prm->value_ok || !isdigit((unsigned char)v[0]) || v[0] == '0') return -1;
     int n = atoi(v);
     for (const char *q = v; *q; q++)
-        if (!isdigit((unsigned char)*q))
-            return -1;
+        if (!isdigit((unsigned char)*q)) return -1;
     return n >= 8 && n <= 15 && strlen(v) <= 2 ? n : -1;
 }
 
@@ -149,8 +138,7 @@ static int pmd_params(const struct ext *e, struct ws_pmd_params *out)
 {
     memset(out, 0, sizeof *out);
     bool seen[4] = {false, false, false, false};
-    if (e->too_many)
-        return -1;
+    if (e->too_many) return -1;
     for (int i = 0; i < e->nparams; i++) {
         const struct ext_param *prm = &e->params[i];
         int k;
@@ -164,14 +152,12 @@ static int pmd_params(const struct ext *e, struct ws_pmd_params *out)
             k = 3;
         else
             return -1;
-        if (seen[k])
-            return -1;
+        if (seen[k]) return -1;
         seen[k] = true;
         switch (k) {
         case 0:
         case 1:
-            if (prm->has_value)
-                return -1;
+            if (prm->has_value) return -1;
             if (k == 0)
                 out->server_no_context_takeover = true;
             else
@@ -179,8 +165,7 @@ static int pmd_params(const struct ext *e, struct ws_pmd_params *out)
             break;
         case 2: {
             int b = prm->has_value ? window_bits(prm) : -1;
-            if (b < 0)
-                return -1;
+            if (b < 0) return -1;
             out->server_max_window_bits = (uint8_t)b;
             break;
         }
@@ -189,8 +174,7 @@ static int pmd_params(const struct ext *e, struct ws_pmd_params *out)
                 out->client_max_window_bits_novalue = true;
             } else {
                 int b = window_bits(prm);
-                if (b < 0)
-                    return -1;
+                if (b < 0) return -1;
                 out->client_max_window_bits = (uint8_t)b;
             }
             break;
@@ -214,8 +198,7 @@ int ws_pmd_format(const struct ws_pmd_params *p, char *out, size_t cap)
     else if (p->client_max_window_bits_novalue)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "; client_max_window_bits");
     if ((size_t)n + 1 > cap) {
-        if (cap)
-            out[0] = 0;
+        if (cap) out[0] = 0;
         errno = ENOSPC;
         return -1;
     }
@@ -234,14 +217,12 @@ int ws_pmd_server_negotiate(const char *header, const struct ws_pmd_server_confi
                             struct ws_pmd_params *agreed)
 {
     memset(agreed, 0, sizeof *agreed);
-    if (!header)
-        return 0;
+    if (!header) return 0;
     const char *p = header;
     struct ext e;
     int r, accepted = 0;
     while ((r = ext_next(&p, &e)) == 1) {
-        if (accepted || !is(e.name, e.nlen, "permessage-deflate"))
-            continue;
+        if (accepted || !is(e.name, e.nlen, "permessage-deflate")) continue;
         struct ws_pmd_params off, a;
         if (pmd_params(&e, &off) < 0)
             continue; /* RFC 7692: decline an offer we cannot parse; try the next */
@@ -250,9 +231,8 @@ int ws_pmd_server_negotiate(const char *header, const struct ws_pmd_server_confi
         if (off.server_max_window_bits) {
             if (off.server_max_window_bits < 9)
                 continue; /* we cannot compress with a 256-byte window */
-            a.server_max_window_bits = ours < off.server_max_window_bits
-                                           ? ours
-                                           : off.server_max_window_bits;
+            a.server_max_window_bits =
+                ours < off.server_max_window_bits ? ours : off.server_max_window_bits;
         } else if (ours < 15) {
             a.server_max_window_bits = ours;
         }
@@ -265,8 +245,7 @@ int ws_pmd_server_negotiate(const char *header, const struct ws_pmd_server_confi
             uint8_t v = off.client_max_window_bits && off.client_max_window_bits < capb
                             ? off.client_max_window_bits
                             : capb;
-            if (v < 15 || off.client_max_window_bits)
-                a.client_max_window_bits = v;
+            if (v < 15 || off.client_max_window_bits) a.client_max_window_bits = v;
         }
         *agreed = a;
         accepted = 1;
@@ -282,26 +261,20 @@ int ws_pmd_client_accept(const char *header, const struct ws_pmd_params *offered
                          struct ws_pmd_params *agreed)
 {
     memset(agreed, 0, sizeof *agreed);
-    if (!header || !*ows(header))
-        return 0;
+    if (!header || !*ows(header)) return 0;
     const char *p = header;
     struct ext e;
     int r, n = 0;
     struct ws_pmd_params resp;
     while ((r = ext_next(&p, &e)) == 1) {
         /* We offered only permessage-deflate, once. */
-        if (!is(e.name, e.nlen, "permessage-deflate") || n++ > 0)
-            return -1;
-        if (pmd_params(&e, &resp) < 0)
-            return -1;
+        if (!is(e.name, e.nlen, "permessage-deflate") || n++ > 0) return -1;
+        if (pmd_params(&e, &resp) < 0) return -1;
     }
-    if (r < 0 || n == 0)
-        return -1;
-    if (resp.client_max_window_bits_novalue)
-        return -1;
+    if (r < 0 || n == 0) return -1;
+    if (resp.client_max_window_bits_novalue) return -1;
     bool offered_cmwb = offered->client_max_window_bits || offered->client_max_window_bits_novalue;
-    if (resp.client_max_window_bits && !offered_cmwb)
-        return -1;
+    if (resp.client_max_window_bits && !offered_cmwb) return -1;
     if (offered->client_max_window_bits &&
         resp.client_max_window_bits > offered->client_max_window_bits)
         return -1;
@@ -309,8 +282,7 @@ int ws_pmd_client_accept(const char *header, const struct ws_pmd_params *offered
         (!resp.server_max_window_bits ||
          resp.server_max_window_bits > offered->server_max_window_bits))
         return -1;
-    if (offered->server_no_context_takeover && !resp.server_no_context_takeover)
-        return -1;
+    if (offered->server_no_context_takeover && !resp.server_no_context_takeover) return -1;
     if (!resp.client_max_window_bits && offered->client_max_window_bits)
         resp.client_max_window_bits = offered->client_max_window_bits;
     if (resp.client_max_window_bits && resp.client_max_window_bits < 9)
@@ -418,16 +390,14 @@ int ws_pmd_compress(struct ws_pmd *p, const uint8_t *in, size_t len, uint8_t *ou
             errno = EIO;
             return -1;
         }
-        if (flush == Z_SYNC_FLUSH && z->avail_out > 0)
-            break; /* flushed completely */
+        if (flush == Z_SYNC_FLUSH && z->avail_out > 0) break; /* flushed completely */
         if (out_left == 0) {
             p->error = "compress buffer too small";
             deflateReset(z);
             errno = ENOSPC;
             return -1;
         }
-        if (in_left == 0 && z->avail_out > 0)
-            flush = Z_SYNC_FLUSH;
+        if (in_left == 0 && z->avail_out > 0) flush = Z_SYNC_FLUSH;
     }
     size_t n = cap - out_left;
     if (n < 4 || memcmp(out + n - 4, TAIL, 4) != 0) {
@@ -437,8 +407,7 @@ int ws_pmd_compress(struct ws_pmd *p, const uint8_t *in, size_t len, uint8_t *ou
         return -1;
     }
     *out_len = n - 4;
-    if (p->deflate_reset)
-        deflateReset(z);
+    if (p->deflate_reset) deflateReset(z);
     return 0;
 }
 
@@ -465,21 +434,18 @@ static int inflate_fail(struct ws_pmd *p, int code, const char *why)
     p->tail_left = 0;
     p->in_message = false;
     p->in_any = false;
-    if (p->inflater)
-        inflateReset(p->inflater);
+    if (p->inflater) inflateReset(p->inflater);
     return code;
 }
 
 int ws_pmd_inflate_output(struct ws_pmd *p, uint8_t *out, size_t cap, size_t *produced)
 {
     *produced = 0;
-    if (cap == 0)
-        return 1;
+    if (cap == 0) return 1;
     z_stream *z = p->inflater;
     if (!z) {
         z = calloc(1, sizeof *z);
-        if (!z)
-            return inflate_fail(p, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        if (!z) return inflate_fail(p, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         if (inflateInit2(z, -15) != Z_OK) {
             free(z);
             return inflate_fail(p, WS_CLOSE_INTERNAL_ERROR, "inflateInit2 failed");
@@ -506,8 +472,7 @@ int ws_pmd_inflate_output(struct ws_pmd *p, uint8_t *out, size_t cap, size_t *pr
          * most max_inflated + 1 bytes of output. */
         if (p->max_inflated) {
             uint64_t left = p->max_inflated >= p->inflated ? p->max_inflated - p->inflated : 0;
-            if (room > left + 1)
-                room = (size_t)(left + 1);
+            if (room > left + 1) room = (size_t)(left + 1);
         }
         uInt ai = src_len > 0x40000000u ? 0x40000000u : (uInt)src_len;
         uInt ao = room > 0x40000000u ? 0x40000000u : (uInt)room;
@@ -534,24 +499,21 @@ int ws_pmd_inflate_output(struct ws_pmd *p, uint8_t *out, size_t cap, size_t *pr
              * an empty stored block); if nothing follows, the tail is not
              * needed. */
             inflateReset(z);
-            if (p->in_len == 0 && p->tail_left == 4)
-                p->tail_left = 0;
+            if (p->in_len == 0 && p->tail_left == 4) p->tail_left = 0;
         } else if (r == Z_MEM_ERROR) {
             return inflate_fail(p, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         } else if (r != Z_OK && r != Z_BUF_ERROR) {
             return inflate_fail(p, WS_CLOSE_INVALID_PAYLOAD,
                                 z->msg ? z->msg : "corrupt deflate data");
         }
-        if (*produced == cap)
-            return 1; /* out is full; zlib may hold more */
+        if (*produced == cap) return 1; /* out is full; zlib may hold more */
         /* Space is left, so zlib took all of src it could. */
         if (p->in_len == 0 && p->tail_left == 0) {
             if (p->in_fin) {
                 p->in_message = false;
                 p->in_fin = false;
                 p->in_any = false;
-                if (p->inflate_reset)
-                    inflateReset(z);
+                if (p->inflate_reset) inflateReset(z);
             }
             return 0;
         }
@@ -572,10 +534,8 @@ int ws_pmd_inflate_message(struct ws_pmd *p, const uint8_t *in, size_t len, uint
         uint8_t probe[64];
         size_t more = 0;
         r = ws_pmd_inflate_output(p, probe, sizeof probe, &more);
-        if (r == 0 && more == 0)
-            return 0;
-        if (r > 1)
-            return r;
+        if (r == 0 && more == 0) return 0;
+        if (r > 1) return r;
         return inflate_fail(p, WS_CLOSE_TOO_BIG, "inflated message larger than the buffer");
     }
     return r;

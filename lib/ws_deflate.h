@@ -80,7 +80,7 @@ struct ws_pmd {
     bool in_any;           /* the current message had compressed bytes */
     const uint8_t *in;     /* pending compressed input (not owned) */
     size_t in_len;
-    const char *error;     /* last error, static string */
+    const char *error; /* last error, static string */
 };
 
 /* Set up for an agreement made as `role`. max_inflated bounds the inflated

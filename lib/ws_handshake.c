@@ -68,8 +68,7 @@ void ws_hs_accept(const char *key, size_t key_len, char out[WS_HS_ACCEPT_LEN + 1
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) ||
-        !EVP_DigestUpdate(ctx, key, key_len) ||
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) || !EVP_DigestUpdate(ctx, key, key_len) ||
         !EVP_DigestUpdate(ctx, WS_GUID, sizeof WS_GUID - 1) ||
         !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 20) {
         /* Only out of memory gets here; an accept that matches nothing
@@ -90,27 +89,23 @@ static bool b64char(int c)
 
 bool ws_hs_key_valid(const char *key)
 {
-    if (!key || strlen(key) != WS_HS_KEY_LEN)
-        return false;
+    if (!key || strlen(key) != WS_HS_KEY_LEN) return false;
     for (int i = 0; i < 22; i++)
-        if (!b64char((unsigned char)key[i]))
-            return false;
+        if (!b64char((unsigned char)key[i])) return false;
     return key[22] == '=' && key[23] == '=';
 }
 
 int ws_hs_key_generate(char out[WS_HS_KEY_LEN + 1])
 {
     unsigned char raw[16];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return -1;
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) return -1;
     EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
     return 0;
 }
 
 bool ws_hs_has_token(const char *value, const char *token)
 {
-    if (!value)
-        return false;
+    if (!value) return false;
     size_t tl = strlen(token);
     const char *p = value;
     while (*p) {
@@ -122,8 +117,7 @@ bool ws_hs_has_token(const char *value, const char *token)
         const char *e = p;
         while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-            return true;
+        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0) return true;
     }
     return false;
 }
@@ -137,14 +131,12 @@ static bool is_tchar(int c)
 
 static int store_reserve(struct ws_hs_head *h, size_t more)
 {
-    if (h->store_len + more <= h->store_cap)
-        return 0;
+    if (h->store_len + more <= h->store_cap) return 0;
     size_t cap = h->store_cap ? h->store_cap : 512;
     while (cap < h->store_len + more)
         cap *= 2;
     char *n = realloc(h->store, cap);
-    if (!n)
-        return -1;
+    if (!n) return -1;
     h->store = n;
     h->store_cap = cap;
     return 0;
@@ -152,8 +144,7 @@ static int store_reserve(struct ws_hs_head *h, size_t more)
 
 static int store_add(struct ws_hs_head *h, const char *p, size_t len)
 {
-    if (store_reserve(h, len + 1) < 0)
-        return -1;
+    if (store_reserve(h, len + 1) < 0) return -1;
     memcpy(h->store + h->store_len, p, len);
     h->store_len += len;
     return 0;
@@ -177,8 +168,7 @@ static int value_end(struct ws_hs_head *h)
         while (h->store_len > start &&
                (h->store[h->store_len - 1] == ' ' || h->store[h->store_len - 1] == '\t'))
             h->store_len--;
-        if (store_reserve(h, 1) < 0)
-            return -1;
+        if (store_reserve(h, 1) < 0) return -1;
         h->store[h->store_len++] = 0;
     }
     h->cur = -1;
@@ -198,8 +188,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
         h->cur = H_TARGET;
         h->last = LAST_VALUE;
     }
-    if (store_add(h, at, len) < 0)
-        return head_fail(h, 500, "out of memory");
+    if (store_add(h, at, len) < 0) return head_fail(h, 500, "out of memory");
     return 0;
 }
 
@@ -207,8 +196,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct ws_hs_head *h = head_of(p);
     if (h->last != LAST_FIELD) {
-        if (value_end(h) < 0)
-            return head_fail(h, 500, "out of memory");
+        if (value_end(h) < 0) return head_fail(h, 500, "out of memory");
         h->field_len = 0;
         h->last = LAST_FIELD;
     }
@@ -247,34 +235,29 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                 /* Join a repeated list header: copy the earlier value to the
                  * end and continue it with ", ". */
                 size_t ol = strlen(h->store + old - 1);
-                if (store_reserve(h, ol + 3) < 0)
-                    return head_fail(h, 500, "out of memory");
+                if (store_reserve(h, ol + 3) < 0) return head_fail(h, 500, "out of memory");
                 h->off[h->cur] = (uint32_t)h->store_len + 1;
                 memmove(h->store + h->store_len, h->store + old - 1, ol);
                 h->store_len += ol;
-                if (ol)
-                    store_add(h, ", ", 2);
+                if (ol) store_add(h, ", ", 2);
             } else {
                 h->off[h->cur] = (uint32_t)h->store_len + 1;
             }
         }
     }
-    if (h->cur >= 0 && store_add(h, at, len) < 0)
-        return head_fail(h, 500, "out of memory");
+    if (h->cur >= 0 && store_add(h, at, len) < 0) return head_fail(h, 500, "out of memory");
     return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     struct ws_hs_head *h = head_of(p);
-    if (value_end(h) < 0)
-        return head_fail(h, 500, "out of memory");
+    if (value_end(h) < 0) return head_fail(h, 500, "out of memory");
     h->last = LAST_NONE;
     /* A 101 (and any request) ends at the head: skip the body so that
      * message_complete comes now. A client reads a non-101 body for the
      * error message. */
-    if (!h->is_client || p->status_code == 101)
-        return 1;
+    if (!h->is_client || p->status_code == 101) return 1;
     return 0;
 }
 
@@ -283,8 +266,7 @@ static int on_body(http_parser *p, const char *at, size_t len);
 static int on_message_complete(http_parser *p)
 {
     struct ws_hs_head *h = head_of(p);
-    if (h->state == ST_HEAD)
-        h->state = ST_DONE;
+    if (h->state == ST_HEAD) h->state = ST_DONE;
     http_parser_pause(p, 1);
     return 0;
 }
@@ -334,12 +316,10 @@ static int head_feed(struct ws_hs_head *h, const uint8_t *buf, size_t len, size_
 {
     http_parser *p = h->parser;
     *consumed = 0;
-    if (h->state != ST_HEAD)
-        return h->state;
+    if (h->state != ST_HEAD) return h->state;
     if (len == 0) {
         http_parser_execute(p, &settings, NULL, 0);
-        if (h->state == ST_HEAD)
-            head_fail(h, 400, "connection closed before the end of the head");
+        if (h->state == ST_HEAD) head_fail(h, 400, "connection closed before the end of the head");
         return h->state;
     }
     size_t room = h->max_head - h->seen;
@@ -354,8 +334,7 @@ static int head_feed(struct ws_hs_head *h, const uint8_t *buf, size_t len, size_
     }
     h->seen += done;
     *consumed = done;
-    if (h->state == ST_HEAD && h->seen >= h->max_head)
-        head_fail(h, 431, "head too large");
+    if (h->state == ST_HEAD && h->seen >= h->max_head) head_fail(h, 431, "head too large");
     return h->state;
 }
 
@@ -377,18 +356,15 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
 {
     struct ws_hs_head *h = &s->head;
     size_t dummy;
-    if (!consumed)
-        consumed = &dummy;
+    if (!consumed) consumed = &dummy;
     int st = head_feed(h, buf, len, consumed);
-    if (st == ST_HEAD)
-        return WS_HS_MORE;
+    if (st == ST_HEAD) return WS_HS_MORE;
     if (st == ST_ERROR) {
         s->status = h->status;
         s->error = h->error;
         return WS_HS_ERROR;
     }
-    if (s->req.target)
-        return WS_HS_DONE; /* already filled by an earlier call */
+    if (s->req.target) return WS_HS_DONE; /* already filled by an earlier call */
 
     http_parser *p = h->parser;
     const char *target = head_str(h, H_TARGET);
@@ -447,16 +423,14 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
     r->user_agent = head_str(h, H_USER_AGENT);
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
-    r->has_body = (p->flags & F_CHUNKED) ||
-                  ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+    r->has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     return WS_HS_DONE;
 }
 
 int ws_hs_request_check(const struct ws_hs_request *r, const char **why)
 {
     const char *dummy;
-    if (!why)
-        why = &dummy;
+    if (!why) why = &dummy;
     if (!ws_hs_has_token(r->upgrade, "websocket")) {
         *why = "not a WebSocket upgrade request";
         return 426;
@@ -535,8 +509,7 @@ static void out_hdr(struct out *o, const char *name, const char *value)
 static ssize_t out_end(struct out *o)
 {
     if (o->len + 1 > o->cap) {
-        if (o->cap)
-            o->p[0] = 0;
+        if (o->cap) o->p[0] = 0;
         errno = ENOSPC;
         return -1;
     }
@@ -558,12 +531,9 @@ ssize_t ws_hs_response_101(char *out, size_t cap, const char *key, const char *e
     out_hdr(&o, "Upgrade", "websocket");
     out_hdr(&o, "Connection", "Upgrade");
     out_hdr(&o, "Sec-WebSocket-Accept", accept);
-    if (extensions && *extensions)
-        out_hdr(&o, "Sec-WebSocket-Extensions", extensions);
-    if (protocol && *protocol)
-        out_hdr(&o, "Sec-WebSocket-Protocol", protocol);
-    if (extra_headers)
-        out_str(&o, extra_headers);
+    if (extensions && *extensions) out_hdr(&o, "Sec-WebSocket-Extensions", extensions);
+    if (protocol && *protocol) out_hdr(&o, "Sec-WebSocket-Protocol", protocol);
+    if (extra_headers) out_str(&o, extra_headers);
     out_add(&o, "\r\n", 2);
     return out_end(&o);
 }
@@ -571,27 +541,48 @@ ssize_t ws_hs_response_101(char *out, size_t cap, const char *key, const char *e
 const char *ws_hs_status_text(int status)
 {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -611,11 +602,9 @@ ssize_t ws_hs_response_simple(char *out, size_t cap, int status, const char *bod
     snprintf(line, sizeof line, "%zu", blen);
     out_hdr(&o, "Content-Length", line);
     out_hdr(&o, "Connection", "close");
-    if (extra_headers)
-        out_str(&o, extra_headers);
+    if (extra_headers) out_str(&o, extra_headers);
     out_add(&o, "\r\n", 2);
-    if (blen)
-        out_add(&o, body, blen);
+    if (blen) out_add(&o, body, blen);
     return out_end(&o);
 }
 
@@ -624,8 +613,7 @@ ssize_t ws_hs_response_simple(char *out, size_t cap, int status, const char *bod
 int ws_hs_client_init(struct ws_hs_client *c, size_t max_head)
 {
     memset(c, 0, sizeof *c);
-    if (ws_hs_key_generate(c->key) < 0)
-        return -1;
+    if (ws_hs_key_generate(c->key) < 0) return -1;
     ws_hs_accept(c->key, WS_HS_KEY_LEN, c->accept);
     return head_init(&c->head, true, max_head);
 }
@@ -637,7 +625,6 @@ void ws_hs_client_free(struct ws_hs_client *c)
     c->error = NULL;
 }
 
-
 /* Split "Name: value" into a name length and a value start; false if the
  * name is not an RFC 7230 token or the value has control characters. */
 static bool split_header(const char *h, size_t *name_len, const char **value)
@@ -645,14 +632,12 @@ static bool split_header(const char *h, size_t *name_len, const char **value)
     size_t n = 0;
     while (is_tchar((unsigned char)h[n]))
         n++;
-    if (n == 0 || h[n] != ':')
-        return false;
+    if (n == 0 || h[n] != ':') return false;
     const char *v = h + n + 1;
     while (*v == ' ' || *v == '\t')
         v++;
     for (const char *q = v; *q; q++)
-        if ((unsigned char)*q < 0x20 && *q != '\t')
-            return false;
+        if ((unsigned char)*q < 0x20 && *q != '\t') return false;
     *name_len = n;
     *value = v;
     return true;
@@ -665,11 +650,9 @@ static bool name_is(const char *h, size_t n, const char *name)
 
 static bool bad_value(const char *v)
 {
-    if (!v)
-        return false;
+    if (!v) return false;
     for (; *v; v++)
-        if ((unsigned char)*v < 0x20 && *v != '\t')
-            return true;
+        if ((unsigned char)*v < 0x20 && *v != '\t') return true;
     return false;
 }
 
@@ -717,12 +700,10 @@ ssize_t ws_hs_client_request(struct ws_hs_client *c, const struct ws_hs_client_c
     out_hdr(&o, "Connection", "Upgrade");
     out_hdr(&o, "Sec-WebSocket-Key", c->key);
     out_hdr(&o, "Sec-WebSocket-Version", "13");
-    if (origin && *origin)
-        out_hdr(&o, "Origin", origin);
+    if (origin && *origin) out_hdr(&o, "Origin", origin);
     if (cfg->extensions && *cfg->extensions)
         out_hdr(&o, "Sec-WebSocket-Extensions", cfg->extensions);
-    if (protocol && *protocol)
-        out_hdr(&o, "Sec-WebSocket-Protocol", protocol);
+    if (protocol && *protocol) out_hdr(&o, "Sec-WebSocket-Protocol", protocol);
     for (size_t i = 0; i < cfg->nheaders; i++) {
         size_t n;
         const char *v;
@@ -743,8 +724,7 @@ ssize_t ws_hs_client_request(struct ws_hs_client *c, const struct ws_hs_client_c
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct ws_hs_head *h = head_of(p);
-    if (!h->is_client)
-        return 0;
+    if (!h->is_client) return 0;
     struct ws_hs_client *c =
         (struct ws_hs_client *)(void *)((char *)h - offsetof(struct ws_hs_client, head));
     size_t room = WS_HS_BODY_SNIPPET - c->body_len;
@@ -776,8 +756,7 @@ int ws_hs_client_feed(struct ws_hs_client *c, const uint8_t *buf, size_t len, si
 {
     struct ws_hs_head *h = &c->head;
     size_t dummy;
-    if (!consumed)
-        consumed = &dummy;
+    if (!consumed) consumed = &dummy;
     if (h->state == ST_DONE && c->status == 101) {
         *consumed = 0;
         return WS_HS_DONE;
@@ -788,10 +767,8 @@ int ws_hs_client_feed(struct ws_hs_client *c, const uint8_t *buf, size_t len, si
     }
     http_parser *p = h->parser;
     int st = head_feed(h, buf, len, consumed);
-    if (p->status_code)
-        c->status = p->status_code;
-    if (st == ST_HEAD)
-        return WS_HS_MORE;
+    if (p->status_code) c->status = p->status_code;
+    if (st == ST_HEAD) return WS_HS_MORE;
     if (st == ST_ERROR) /* a non-101 cut short still reports its status */
         return client_fail(c, c->status && c->status != 101 ? "(truncated)" : h->error);
     if (c->status != 101) {
@@ -807,10 +784,8 @@ int ws_hs_client_feed(struct ws_hs_client *c, const uint8_t *buf, size_t len, si
     if (!ws_hs_has_token(head_str(h, H_CONNECTION), "upgrade"))
         return client_fail(c, "no Connection: Upgrade");
     const char *acc = head_str(h, H_ACCEPT);
-    if (!acc)
-        return client_fail(c, "no Sec-WebSocket-Accept");
-    if (strcmp(acc, c->accept) != 0)
-        return client_fail(c, "Sec-WebSocket-Accept mismatch");
+    if (!acc) return client_fail(c, "no Sec-WebSocket-Accept");
+    if (strcmp(acc, c->accept) != 0) return client_fail(c, "Sec-WebSocket-Accept mismatch");
     c->extensions = head_str(h, H_EXTENSIONS);
     c->protocol = head_str(h, H_PROTOCOL);
     return WS_HS_DONE;

@@ -41,19 +41,19 @@ int ws_hs_key_generate(char out[WS_HS_KEY_LEN + 1]);
 
 /* Private state of an incremental head parse (both sides). */
 struct ws_hs_head {
-    void *parser;         /* http_parser *, heap */
-    char *store;          /* NUL-terminated strings of the head, heap */
+    void *parser; /* http_parser *, heap */
+    char *store;  /* NUL-terminated strings of the head, heap */
     size_t store_len, store_cap;
     size_t max_head, seen;
-    uint32_t off[16];     /* per known header: offset in store + 1, 0 = absent */
-    char field[40];       /* current header name, lowercased */
-    size_t field_len;     /* > sizeof field - 1: a name we don't track */
-    int cur;              /* known header whose value is being read, or -1 */
-    int last;             /* last callback: 0 none, 1 field, 2 value */
-    int state;            /* 0 head, 1 complete, 2 error */
+    uint32_t off[16]; /* per known header: offset in store + 1, 0 = absent */
+    char field[40];   /* current header name, lowercased */
+    size_t field_len; /* > sizeof field - 1: a name we don't track */
+    int cur;          /* known header whose value is being read, or -1 */
+    int last;         /* last callback: 0 none, 1 field, 2 value */
+    int state;        /* 0 head, 1 complete, 2 error */
     bool is_client;
-    int status;           /* error status (server) */
-    const char *error;    /* error reason (static) */
+    int status;        /* error status (server) */
+    const char *error; /* error reason (static) */
 };
 
 /* ---- server side ---- */
@@ -65,23 +65,23 @@ struct ws_hs_head {
  * X-Forwarded-For) are joined with ", "; other repeated headers listed here
  * are an error (400). */
 struct ws_hs_request {
-    const char *method;          /* "GET", ... */
-    const char *target;          /* request target as sent: "/proxy/db?x=1" */
-    const char *path;            /* target without the query: "/proxy/db" */
+    const char *method; /* "GET", ... */
+    const char *target; /* request target as sent: "/proxy/db?x=1" */
+    const char *path;   /* target without the query: "/proxy/db" */
     const char *host;
     const char *origin;
     const char *authorization;
     const char *x_forwarded_for;
-    const char *user_email;      /* X-Goog-Authenticated-User-Email */
+    const char *user_email; /* X-Goog-Authenticated-User-Email */
     const char *upgrade;
     const char *connection;
-    const char *key;             /* Sec-WebSocket-Key */
-    const char *version;         /* Sec-WebSocket-Version */
-    const char *extensions;      /* Sec-WebSocket-Extensions */
-    const char *protocol;        /* Sec-WebSocket-Protocol */
+    const char *key;        /* Sec-WebSocket-Key */
+    const char *version;    /* Sec-WebSocket-Version */
+    const char *extensions; /* Sec-WebSocket-Extensions */
+    const char *protocol;   /* Sec-WebSocket-Protocol */
     const char *user_agent;
     int http_major, http_minor;
-    bool has_body;               /* Content-Length > 0 or chunked */
+    bool has_body; /* Content-Length > 0 or chunked */
 };
 
 struct ws_hs_server {
@@ -137,24 +137,24 @@ const char *ws_hs_status_text(int status);
 /* ---- client side ---- */
 
 struct ws_hs_client_config {
-    const char *host;       /* Host header value ("gw.example.com:8443") */
-    const char *target;     /* request target ("/proxy/db") */
-    const char *origin;     /* NULL = no Origin */
-    const char *extensions; /* offer, e.g. from ws_pmd_format(); NULL = none */
-    const char *protocol;   /* Sec-WebSocket-Protocol; NULL = none */
+    const char *host;           /* Host header value ("gw.example.com:8443") */
+    const char *target;         /* request target ("/proxy/db") */
+    const char *origin;         /* NULL = no Origin */
+    const char *extensions;     /* offer, e.g. from ws_pmd_format(); NULL = none */
+    const char *protocol;       /* Sec-WebSocket-Protocol; NULL = none */
     const char *const *headers; /* extra "Name: value" strings (no CRLF) */
     size_t nheaders;
-    size_t max_head;        /* limit on the response head, 0 = default */
+    size_t max_head; /* limit on the response head, 0 = default */
 };
 
 struct ws_hs_client {
-    int status;                /* HTTP status of the response (0 = none yet) */
-    const char *error;         /* after WS_HS_ERROR: why (owned, NUL-terminated) */
-    const char *extensions;    /* after WS_HS_DONE: accepted extensions or NULL */
-    const char *protocol;      /* after WS_HS_DONE: selected subprotocol or NULL */
+    int status;                        /* HTTP status of the response (0 = none yet) */
+    const char *error;                 /* after WS_HS_ERROR: why (owned, NUL-terminated) */
+    const char *extensions;            /* after WS_HS_DONE: accepted extensions or NULL */
+    const char *protocol;              /* after WS_HS_DONE: selected subprotocol or NULL */
     char body[WS_HS_BODY_SNIPPET + 1]; /* non-101: start of the body */
     size_t body_len;
-    char key[WS_HS_KEY_LEN + 1];       /* our Sec-WebSocket-Key */
+    char key[WS_HS_KEY_LEN + 1]; /* our Sec-WebSocket-Key */
     /* private */
     char accept[WS_HS_ACCEPT_LEN + 1]; /* expected Sec-WebSocket-Accept */
     struct ws_hs_head head;

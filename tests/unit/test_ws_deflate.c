@@ -96,18 +96,21 @@ static void test_server_negotiate(void **state)
     for (size_t i = 0; i < sizeof declined / sizeof *declined; i++) {
         struct ws_pmd_params a;
         int r = ws_pmd_server_negotiate(declined[i], &DEF, &a);
-        if (r != 0)
-            fail_msg("'%s' gave %d", declined[i] ? declined[i] : "(null)", r);
+        if (r != 0) fail_msg("'%s' gave %d", declined[i] ? declined[i] : "(null)", r);
     }
     /* malformed (-1) */
-    const char *bad[] = {"permessage-deflate;", "permessage-deflate; =3", ";",
-                         "permessage-deflate; a=\"unterminated", "permessage-deflate x",
-                         "permessage-deflate; a=", "permessage-deflate; a=b c", "@"};
+    const char *bad[] = {"permessage-deflate;",
+                         "permessage-deflate; =3",
+                         ";",
+                         "permessage-deflate; a=\"unterminated",
+                         "permessage-deflate x",
+                         "permessage-deflate; a=",
+                         "permessage-deflate; a=b c",
+                         "@"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct ws_pmd_params a;
         int r = ws_pmd_server_negotiate(bad[i], &DEF, &a);
-        if (r != -1)
-            fail_msg("'%s' gave %d", bad[i], r);
+        if (r != -1) fail_msg("'%s' gave %d", bad[i], r);
     }
     /* empty list elements are allowed */
     assert_int_equal(neg(" , permessage-deflate ,", &DEF, resp), 1);
@@ -143,14 +146,13 @@ static void test_client_accept(void **state)
                          "permessage-deflate; server_max_window_bits=16",
                          "permessage-deflate;"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        if (ws_pmd_client_accept(bad[i], &offer, &a) != -1)
-            fail_msg("accepted '%s'", bad[i]);
+        if (ws_pmd_client_accept(bad[i], &offer, &a) != -1) fail_msg("accepted '%s'", bad[i]);
     /* consistency with what we offered */
     struct ws_pmd_params plain = {0};
-    assert_int_equal(ws_pmd_client_accept("permessage-deflate; client_max_window_bits=10",
-                                          &plain, &a),
-                     -1);
-    struct ws_pmd_params o2 = {.server_max_window_bits = 10, .server_no_context_takeover = true,
+    assert_int_equal(
+        ws_pmd_client_accept("permessage-deflate; client_max_window_bits=10", &plain, &a), -1);
+    struct ws_pmd_params o2 = {.server_max_window_bits = 10,
+                               .server_no_context_takeover = true,
                                .client_max_window_bits = 11};
     assert_int_equal(ws_pmd_client_accept("permessage-deflate; server_no_context_takeover; "
                                           "server_max_window_bits=9",
@@ -161,11 +163,9 @@ static void test_client_accept(void **state)
                                           "server_max_window_bits=11",
                                           &o2, &a),
                      -1);
-    assert_int_equal(ws_pmd_client_accept("permessage-deflate; server_no_context_takeover", &o2,
-                                          &a),
-                     -1);
-    assert_int_equal(ws_pmd_client_accept("permessage-deflate; server_max_window_bits=9", &o2,
-                                          &a),
+    assert_int_equal(
+        ws_pmd_client_accept("permessage-deflate; server_no_context_takeover", &o2, &a), -1);
+    assert_int_equal(ws_pmd_client_accept("permessage-deflate; server_max_window_bits=9", &o2, &a),
                      -1);
     assert_int_equal(ws_pmd_client_accept("permessage-deflate; server_no_context_takeover; "
                                           "server_max_window_bits=9; client_max_window_bits=12",
@@ -200,8 +200,7 @@ static void inflate_all(struct ws_pmd *p, const uint8_t *in, size_t len, size_t 
             int r = ws_pmd_inflate_output(p, out + n, out_step, &got);
             assert_true(got <= out_step);
             n += got;
-            if (r == 1)
-                continue;
+            if (r == 1) continue;
             if (r != 0) {
                 *code = r;
                 *out_len = n;
@@ -314,11 +313,10 @@ static void test_roundtrip(void **state)
                         size_t len = make_msg(msg, sizes[si], kind, (unsigned)(si + round));
                         size_t cl;
                         /* server -> client */
-                        assert_int_equal(ws_pmd_compress(&srv, msg, len, comp,
-                                                         ws_pmd_compress_bound(len), &cl),
-                                         0);
-                        if (kind == 1 && len > 1000)
-                            assert_true(cl < len / 10);
+                        assert_int_equal(
+                            ws_pmd_compress(&srv, msg, len, comp, ws_pmd_compress_bound(len), &cl),
+                            0);
+                        if (kind == 1 && len > 1000) assert_true(cl < len / 10);
                         size_t ol;
                         int code;
                         /* whole; tiny pieces (bigger for big messages); medium */
@@ -335,11 +333,10 @@ static void test_roundtrip(void **state)
                         assert_int_equal(ol, len);
                         assert_memory_equal(out, msg, len);
                         /* client -> server */
-                        assert_int_equal(ws_pmd_compress(&cli, msg, len, comp,
-                                                         ws_pmd_compress_bound(len), &cl),
-                                         0);
-                        assert_int_equal(ws_pmd_inflate_message(&srv, comp, cl, out,
-                                                                len + 64, &ol),
+                        assert_int_equal(
+                            ws_pmd_compress(&cli, msg, len, comp, ws_pmd_compress_bound(len), &cl),
+                            0);
+                        assert_int_equal(ws_pmd_inflate_message(&srv, comp, cl, out, len + 64, &ol),
                                          0);
                         assert_int_equal(ol, len);
                         assert_memory_equal(out, msg, len);
@@ -381,8 +378,7 @@ static void test_no_context_takeover_independent(void **state)
     ws_pmd_init(&ps, &both, WS_ROLE_SERVER, 0, -1, 0);
     ws_pmd_init(&pc, &both, WS_ROLE_CLIENT, 0, -1, 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(ws_pmd_compress(&ps, (const uint8_t *)"Hello", 5, c1, sizeof c1, &n1),
-                         0);
+        assert_int_equal(ws_pmd_compress(&ps, (const uint8_t *)"Hello", 5, c1, sizeof c1, &n1), 0);
         assert_non_null(ps.deflater);
         ws_pmd_idle(&ps);
         assert_null(ps.deflater);
@@ -440,8 +436,7 @@ static void test_bomb_limit(void **state)
         size_t got;
         r = ws_pmd_inflate_output(&c, out, 64 * 1024, &got);
         total += got;
-        if (r != 1)
-            break;
+        if (r != 1) break;
     }
     assert_int_equal(r, WS_CLOSE_TOO_BIG);
     assert_true(total <= (1 << 20) + 1);
@@ -457,8 +452,7 @@ static void test_bomb_limit(void **state)
         for (size_t i = 0; i < got; i++)
             assert_int_equal(out[i], 0);
         total += got;
-        if (r != 1)
-            break;
+        if (r != 1) break;
     }
     assert_int_equal(r, 0);
     assert_int_equal(total, big);
@@ -490,8 +484,7 @@ static void test_corrupt(void **state)
     const uint8_t fin_only[] = {0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
     ws_pmd_free(&c);
     ws_pmd_init(&c, &a, WS_ROLE_CLIENT, 0, -1, 0);
-    assert_int_equal(ws_pmd_inflate_message(&c, fin_only, sizeof fin_only, out, sizeof out, &n),
-                     0);
+    assert_int_equal(ws_pmd_inflate_message(&c, fin_only, sizeof fin_only, out, sizeof out, &n), 0);
     assert_int_equal(n, 5);
     const uint8_t h2[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
     assert_int_equal(ws_pmd_inflate_message(&c, h2, sizeof h2, out, sizeof out, &n), 0);
@@ -537,8 +530,8 @@ static void test_decoder_integration(void **state)
     n += ws_frame_begin(stream + n, &h, WS_ROLE_CLIENT, WS_OP_CONT, true, 0, cl - half);
     ws_mask_copy(stream + n, comp + half, cl - half, h.mask, 0);
     n += cl - half;
-    struct ws_decoder_config dc = {.role = WS_ROLE_SERVER, .allowed_rsv = WS_RSV1,
-                                   .binary_only = true};
+    struct ws_decoder_config dc = {
+        .role = WS_ROLE_SERVER, .allowed_rsv = WS_RSV1, .binary_only = true};
     struct ws_decoder d;
     ws_decoder_init(&d, &dc);
     size_t got_total = 0;
@@ -555,8 +548,7 @@ static void test_decoder_integration(void **state)
         for (;;) {
             struct ws_event ev;
             off += ws_decoder_feed(&d, rb + off, have - off, &ev);
-            if (ev.type == WS_EV_NEED_MORE)
-                break;
+            if (ev.type == WS_EV_NEED_MORE) break;
             assert_int_not_equal(ev.type, WS_EV_ERROR);
             if (ev.type == WS_EV_CONTROL) {
                 pings++;
@@ -568,17 +560,14 @@ static void test_decoder_integration(void **state)
                 size_t got;
                 int r = ws_pmd_inflate_output(&srv, out + got_total, 7, &got);
                 got_total += got;
-                if (r == 0)
-                    break;
+                if (r == 0) break;
                 assert_int_equal(r, 1);
             }
-            if (ev.message_end)
-                done = 1;
+            if (ev.message_end) done = 1;
         }
         memmove(rb, rb + off, have - off);
         have -= off;
-        if (fed == n)
-            break;
+        if (fed == n) break;
     }
     assert_int_equal(pings, 1);
     assert_true(done);

@@ -58,8 +58,7 @@ static void bs_add(struct bs *b, const void *data, size_t len)
         b->p = realloc(b->p, b->cap);
         assert_non_null(b->p);
     }
-    if (len)
-        memcpy(b->p + b->len, data, len);
+    if (len) memcpy(b->p + b->len, data, len);
     b->len += len;
 }
 
@@ -95,10 +94,8 @@ static void run_stream(const struct ws_decoder_config *cfg, const uint8_t *in, s
             next = cut_i < ncuts ? cuts[cut_i++] : len;
         else
             next = fed + step;
-        if (next > len)
-            next = len;
-        if (next <= fed)
-            continue;
+        if (next > len) next = len;
+        if (next <= fed) continue;
         memcpy(rb + have, in + fed, next - fed);
         have += next - fed;
         fed = next;
@@ -108,8 +105,7 @@ static void run_stream(const struct ws_decoder_config *cfg, const uint8_t *in, s
             size_t n = ws_decoder_feed(&d, rb + off, have - off, &ev);
             assert_true(n <= have - off);
             off += n;
-            if (ev.type == WS_EV_NEED_MORE)
-                break;
+            if (ev.type == WS_EV_NEED_MORE) break;
             if (ev.type == WS_EV_ERROR) {
                 bs_fmt(out, "E%u;", ev.close_code);
                 assert_non_null(ev.error);
@@ -156,10 +152,8 @@ static void run_stream(const struct ws_decoder_config *cfg, const uint8_t *in, s
         have -= off;
         assert_true(have < WS_MIN_READ_BUFFER);
     }
-    if (have)
-        bs_fmt(out, "R%zu;", have); /* incomplete tail */
-    if (msg_open)
-        bs_fmt(out, "O%zu;", msg.len);
+    if (have) bs_fmt(out, "R%zu;", have); /* incomplete tail */
+    if (msg_open) bs_fmt(out, "O%zu;", msg.len);
     free(rb);
     free(msg.p);
 }
@@ -197,8 +191,8 @@ static void check_stream(const struct ws_decoder_config *cfg, const uint8_t *in,
             size_t cuts[1] = {s};
             run_stream(cfg, copy, len, 0, cuts, 1, &t);
             if (t.len != whole.len || memcmp(t.p, whole.p, t.len) != 0)
-                fail_msg("split at %zu: %.*s != %.*s", s, (int)t.len, (char *)t.p,
-                         (int)whole.len, (char *)whole.p);
+                fail_msg("split at %zu: %.*s != %.*s", s, (int)t.len, (char *)t.p, (int)whole.len,
+                         (char *)whole.p);
             free(t.p);
         }
         /* three pieces, all pairs of split points (streams are small) */
@@ -353,8 +347,8 @@ static void test_rfc_256_and_64k(void **state)
             assert_int_equal(ws_frame_header_size(len, masked), n - len);
             /* serializer agrees with the naive encoder */
             uint8_t hb[WS_MAX_HEADER];
-            struct ws_frame_header w = {.fin = 1, .opcode = WS_OP_BINARY, .payload_len = len,
-                                        .masked = (uint8_t)masked};
+            struct ws_frame_header w = {
+                .fin = 1, .opcode = WS_OP_BINARY, .payload_len = len, .masked = (uint8_t)masked};
             memcpy(w.mask, KEY, 4);
             assert_int_equal(ws_frame_header_write(hb, &w), n - len);
             assert_memory_equal(hb, f, n - len);
@@ -401,7 +395,10 @@ static size_t build_mixed(uint8_t *f, int masked)
     n += naive_frame(f + n, WS_OP_CONT, 1, 0, masked, KEY, "cd", 2);
     n += naive_frame(f + n, WS_OP_TEXT, 0, 0, masked, KEY, "\xe2\x82", 2); /* € split */
     n += naive_frame(f + n, WS_OP_CONT, 1, 0, masked, KEY, "\xac", 1);
-    n += naive_frame(f + n, WS_OP_CLOSE, 1, 0, masked, KEY, "\x03\xe8" "bye", 5);
+    n += naive_frame(f + n, WS_OP_CLOSE, 1, 0, masked, KEY,
+                     "\x03\xe8"
+                     "bye",
+                     5);
     return n;
 }
 
@@ -414,7 +411,8 @@ static void mixed_expect(struct bs *e)
     bs_add(e, "\x00\x01\x02", 3);
     bs_fmt(e, ";M2:0:;C9:1:p;C10:0:;C9:1:q;M2:204:ab");
     bs_add(e, big, 200);
-    bs_fmt(e, "cd;M1:3:\xe2\x82\xac;C8:5:\x03\xe8" "bye/1000/bye;");
+    bs_fmt(e, "cd;M1:3:\xe2\x82\xac;C8:5:\x03\xe8"
+              "bye/1000/bye;");
 }
 
 static void test_mixed_every_split(void **state)
@@ -680,8 +678,8 @@ static void test_binary_only_and_utf8(void **state)
 static void test_close_codes(void **state)
 {
     (void)state;
-    unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
-                       1014, 3000, 3999, 4000, 4999};
+    unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                       1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
     unsigned bad[] = {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         assert_true(ws_close_code_valid(good[i]));
@@ -721,9 +719,8 @@ static void test_close_codes(void **state)
     uint16_t code;
     const uint8_t *reason;
     size_t rlen;
-    assert_int_equal(ws_close_payload_parse((const uint8_t *)"\x0f\xa0ok", 4, &code, &reason,
-                                            &rlen),
-                     0);
+    assert_int_equal(
+        ws_close_payload_parse((const uint8_t *)"\x0f\xa0ok", 4, &code, &reason, &rlen), 0);
     assert_int_equal(code, 4000);
     assert_int_equal(rlen, 2);
     assert_memory_equal(reason, "ok", 2);
@@ -763,8 +760,8 @@ static void test_size_limits(void **state)
 {
     (void)state;
     uint8_t f[4096], p[1000] = {0};
-    struct ws_decoder_config lim = {.role = WS_ROLE_SERVER, .max_frame_size = 100,
-                                    .max_message_size = 250};
+    struct ws_decoder_config lim = {
+        .role = WS_ROLE_SERVER, .max_frame_size = 100, .max_message_size = 250};
     size_t n = naive_frame(f, WS_OP_BINARY, 1, 0, 1, KEY, p, 100);
     struct bs e = {0};
     bs_fmt(&e, "M2:100:");
@@ -819,8 +816,7 @@ static void test_mask_vs_naive(void **state)
     srand(777);
     uint8_t src[600], a[640], b[640], c[640];
     for (int iter = 0; iter < 3000; iter++) {
-        size_t len = (size_t)rand() % 300, align = (size_t)rand() % 16,
-               off = (size_t)rand() % 4;
+        size_t len = (size_t)rand() % 300, align = (size_t)rand() % 16, off = (size_t)rand() % 4;
         uint8_t key[4];
         for (int i = 0; i < 4; i++)
             key[i] = (uint8_t)rand();
@@ -839,8 +835,7 @@ static void test_mask_vs_naive(void **state)
         size_t o = off, pos = 0;
         while (pos < len) {
             size_t k = 1 + (size_t)rand() % 40;
-            if (k > len - pos)
-                k = len - pos;
+            if (k > len - pos) k = len - pos;
             o = ws_mask(a + pos, k, key, o);
             pos += k;
         }
@@ -904,14 +899,36 @@ static void test_random_bytes(void **state)
 static void test_utf8(void **state)
 {
     (void)state;
-    const char *good[] = {"", "ascii only, longer than eight bytes", "\xc2\x80", "\xdf\xbf",
-                          "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
-                          "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xce\xba\xe1\xbd\xb9\xcf\x83"
-                                                                  "\xce\xbc\xce\xb5"};
-    const char *bad[] = {"\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80",
-                         "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80",
-                         "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
-                         "\xfe", "\xc2", "\xe2\x82", "\xf0\x9f\x98", "abcdefgh\xc2\x41",
+    const char *good[] = {"",
+                          "ascii only, longer than eight bytes",
+                          "\xc2\x80",
+                          "\xdf\xbf",
+                          "\xe0\xa0\x80",
+                          "\xed\x9f\xbf",
+                          "\xee\x80\x80",
+                          "\xef\xbf\xbf",
+                          "\xf0\x90\x80\x80",
+                          "\xf4\x8f\xbf\xbf",
+                          "\xce\xba\xe1\xbd\xb9\xcf\x83"
+                          "\xce\xbc\xce\xb5"};
+    const char *bad[] = {"\x80",
+                         "\xbf",
+                         "\xc0\x80",
+                         "\xc1\xbf",
+                         "\xe0\x80\x80",
+                         "\xe0\x9f\xbf",
+                         "\xed\xa0\x80",
+                         "\xed\xbf\xbf",
+                         "\xf0\x80\x80\x80",
+                         "\xf0\x8f\xbf\xbf",
+                         "\xf4\x90\x80\x80",
+                         "\xf5\x80\x80\x80",
+                         "\xff",
+                         "\xfe",
+                         "\xc2",
+                         "\xe2\x82",
+                         "\xf0\x9f\x98",
+                         "abcdefgh\xc2\x41",
                          "\xc2\xc2\x80"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         size_t len = strlen(good[i]);
@@ -982,8 +999,7 @@ static void test_message_assembly(void **state)
     int done = 0;
     while (off < n) {
         off += ws_decoder_feed(&d, f + off, n - off, &ev);
-        if (ev.type != WS_EV_DATA)
-            continue;
+        if (ev.type != WS_EV_DATA) continue;
         int r = ws_message_append(&m, &ev, 15);
         if (done == 0 && r == 1) {
             assert_int_equal(m.len, 6);

@@ -35,11 +35,17 @@ static void test_key_valid(void **state)
     assert_true(ws_hs_key_valid("dGhlIHNhbXBsZSBub25jZQ=="));
     assert_true(ws_hs_key_valid("AAAAAAAAAAAAAAAAAAAAAA=="));
     assert_true(ws_hs_key_valid("+/+/+/+/+/+/+/+/+/+/+w=="));
-    const char *bad[] = {"", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===",
-                         "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQAA",
-                         "dGhlIHNhbXBsZSBub25j ZQ=", "dGhlIHNhbXBsZSBub25jZ-==",
-                         "dGhlIHNhbXBsZSBub25jZ_==", "dGhlIHNhbXBsZSBub25jZ=Q=",
-                         "dGhlIHNhbXBsZSBub25jZQ==x", "c2hvcnQ=",
+    const char *bad[] = {"",
+                         "dGhlIHNhbXBsZSBub25jZQ=",
+                         "dGhlIHNhbXBsZSBub25jZQ===",
+                         "dGhlIHNhbXBsZSBub25jZQ",
+                         "dGhlIHNhbXBsZSBub25jZQAA",
+                         "dGhlIHNhbXBsZSBub25j ZQ=",
+                         "dGhlIHNhbXBsZSBub25jZ-==",
+                         "dGhlIHNhbXBsZSBub25jZ_==",
+                         "dGhlIHNhbXBsZSBub25jZ=Q=",
+                         "dGhlIHNhbXBsZSBub25jZQ==x",
+                         "c2hvcnQ=",
                          "dGhpcyBpcyBhIDIwIGJ5dGUga2V5IQ==" /* 20 bytes */};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_false(ws_hs_key_valid(bad[i]));
@@ -116,19 +122,16 @@ static void check_rfc_req(const struct ws_hs_server *s)
 /* Feed `data` to a server parser in pieces ending at the cumulative cuts
  * (then the rest). Returns the final result; leftover bytes (those after the
  * head) are appended to *left. */
-static int feed_server(struct ws_hs_server *s, const uint8_t *data, size_t len,
-                       const size_t *cuts, size_t ncuts, size_t step, uint8_t *left,
-                       size_t *left_len)
+static int feed_server(struct ws_hs_server *s, const uint8_t *data, size_t len, const size_t *cuts,
+                       size_t ncuts, size_t step, uint8_t *left, size_t *left_len)
 {
     size_t pos = 0, ci = 0;
     int r = WS_HS_MORE;
     *left_len = 0;
     while (pos < len) {
         size_t end = cuts ? (ci < ncuts ? cuts[ci++] : len) : pos + step;
-        if (end > len)
-            end = len;
-        if (end <= pos)
-            continue;
+        if (end > len) end = len;
+        if (end <= pos) continue;
         size_t consumed = 12345;
         r = ws_hs_server_feed(s, data + pos, end - pos, &consumed);
         if (r == WS_HS_MORE) {
@@ -279,12 +282,10 @@ static void test_server_head_limit(void **state)
     memcpy(req, "GET / HTTP/1.1\r\nX: ", 19);
     size_t consumed;
     assert_int_equal(ws_hs_server_feed(&s, (const uint8_t *)req, 50, &consumed), WS_HS_MORE);
-    assert_int_equal(ws_hs_server_feed(&s, (const uint8_t *)req + 50, 50, &consumed),
-                     WS_HS_ERROR);
+    assert_int_equal(ws_hs_server_feed(&s, (const uint8_t *)req + 50, 50, &consumed), WS_HS_ERROR);
     assert_int_equal(s.status, 431);
     /* sticky */
-    assert_int_equal(ws_hs_server_feed(&s, (const uint8_t *)"\r\n\r\n", 4, &consumed),
-                     WS_HS_ERROR);
+    assert_int_equal(ws_hs_server_feed(&s, (const uint8_t *)"\r\n\r\n", 4, &consumed), WS_HS_ERROR);
     ws_hs_server_free(&s);
     free(req);
 }
@@ -304,8 +305,7 @@ static void test_server_malformed(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct ws_hs_server s;
         int r = parse_req(bad[i], &s, 0);
-        if (r != WS_HS_ERROR)
-            fail_msg("request %zu accepted", i);
+        if (r != WS_HS_ERROR) fail_msg("request %zu accepted", i);
         assert_int_equal(s.status, 400);
         assert_non_null(s.error);
         ws_hs_server_free(&s);
@@ -335,8 +335,7 @@ static void test_server_check_failures(void **state)
         {"GET /p HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Version: 8\r\n%s\r\n",
          426},
-        {"GET /p HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%s\r\n",
-         426},
+        {"GET /p HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%s\r\n", 426},
         {"GET /p HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
          "Sec-WebSocket-Version: 13\r\n%s\r\n",
          400},
@@ -373,10 +372,8 @@ static void test_server_check_failures(void **state)
         const char *why = NULL;
         int st = ws_hs_request_check(&s.req, &why);
         if (st != cases[i].status)
-            fail_msg("case %zu: status %d, want %d (%s)", i, st, cases[i].status,
-                     why ? why : "-");
-        if (st)
-            assert_non_null(why);
+            fail_msg("case %zu: status %d, want %d (%s)", i, st, cases[i].status, why ? why : "-");
+        if (st) assert_non_null(why);
         ws_hs_server_free(&s);
     }
 }
@@ -387,8 +384,8 @@ static void test_response_101(void **state)
 {
     (void)state;
     char out[512];
-    ssize_t n = ws_hs_response_101(out, sizeof out, "dGhlIHNhbXBsZSBub25jZQ==",
-                                   "permessage-deflate", NULL, "X-A: b\r\n");
+    ssize_t n = ws_hs_response_101(
+        out, sizeof out, "dGhlIHNhbXBsZSBub25jZQ==", "permessage-deflate", NULL, "X-A: b\r\n");
     assert_true(n > 0);
     assert_int_equal((size_t)n, strlen(out));
     assert_string_equal(out, "HTTP/1.1 101 Switching Protocols\r\n"
@@ -482,9 +479,10 @@ static void test_client_request(void **state)
     assert_string_equal(s.req.origin, "http://o");
     ws_hs_server_free(&s);
     /* bad headers: injection, no colon, bad name, our own handshake headers */
-    const char *bad[] = {"X: a\r\nY: b", "NoColon", "Bad Name: x", ": x", "X: a\nb",
-                         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==", "Upgrade: x",
-                         "connection: close", "Sec-WebSocket-Version: 8"};
+    const char *bad[] = {
+        "X: a\r\nY: b", "NoColon",           "Bad Name: x",
+        ": x",          "X: a\nb",           "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==",
+        "Upgrade: x",   "connection: close", "Sec-WebSocket-Version: 8"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cfg.headers = &bad[i];
         cfg.nheaders = 1;
@@ -513,13 +511,11 @@ static int feed_client(struct ws_hs_client *c, const uint8_t *data, size_t len, 
     int r = WS_HS_MORE;
     while (pos < len) {
         size_t end = cut ? (pos < cut ? cut : len) : pos + step;
-        if (end > len)
-            end = len;
+        if (end > len) end = len;
         size_t consumed = 777;
         r = ws_hs_client_feed(c, data + pos, end - pos, &consumed);
         if (r != WS_HS_MORE) {
-            if (leftover_at)
-                *leftover_at = pos + consumed;
+            if (leftover_at) *leftover_at = pos + consumed;
             return r;
         }
         assert_int_equal(consumed, end - pos);
@@ -528,8 +524,7 @@ static int feed_client(struct ws_hs_client *c, const uint8_t *data, size_t len, 
     if (eof) {
         size_t consumed;
         r = ws_hs_client_feed(c, NULL, 0, &consumed);
-        if (leftover_at)
-            *leftover_at = len;
+        if (leftover_at) *leftover_at = len;
     }
     return r;
 }
@@ -541,10 +536,10 @@ static void test_client_101_every_split(void **state)
         struct ws_hs_client c0;
         assert_int_equal(ws_hs_client_init(&c0, 0), 0);
         char resp[1024];
-        ssize_t n = ws_hs_response_101(resp, sizeof resp, c0.key,
-                                       mode == 1 ? "permessage-deflate; server_no_context_takeover"
-                                                 : NULL,
-                                       mode == 2 ? "chat" : NULL, "Server: opskit\r\n");
+        ssize_t n =
+            ws_hs_response_101(resp, sizeof resp, c0.key,
+                               mode == 1 ? "permessage-deflate; server_no_context_takeover" : NULL,
+                               mode == 2 ? "chat" : NULL, "Server: opskit\r\n");
         assert_true(n > 0);
         size_t len = (size_t)n + 3;
         memcpy(resp + n, "\x82\x01z", 3);
@@ -558,8 +553,7 @@ static void test_client_101_every_split(void **state)
                 size_t at = 0;
                 int r = feed_client(&c, (const uint8_t *)resp, len, split ? len : step, split,
                                     false, &at);
-                if (r != WS_HS_DONE)
-                    fail_msg("split %zu step %zu: %s", split, step, c.error);
+                if (r != WS_HS_DONE) fail_msg("split %zu step %zu: %s", split, step, c.error);
                 assert_int_equal(c.status, 101);
                 assert_int_equal(at, (size_t)n);
                 if (mode == 1)
@@ -567,11 +561,9 @@ static void test_client_101_every_split(void **state)
                                         "permessage-deflate; server_no_context_takeover");
                 else
                     assert_null(c.extensions);
-                if (mode == 2)
-                    assert_string_equal(c.protocol, "chat");
+                if (mode == 2) assert_string_equal(c.protocol, "chat");
                 size_t cc = 5;
-                assert_int_equal(ws_hs_client_feed(&c, (const uint8_t *)"x", 1, &cc),
-                                 WS_HS_DONE);
+                assert_int_equal(ws_hs_client_feed(&c, (const uint8_t *)"x", 1, &cc), WS_HS_DONE);
                 assert_int_equal(cc, 0);
                 ws_hs_client_free(&c);
             }
@@ -592,14 +584,11 @@ static void client_expect_error(const char *resp, bool eof, int status, const ch
         snprintf(buf, sizeof buf, resp, c.accept);
         size_t bl = strlen(buf);
         int r = feed_client(&c, (const uint8_t *)buf, bl, 1, split < bl ? split : 0, eof, NULL);
-        if (r != WS_HS_ERROR)
-            fail_msg("split %zu: result %d for %s", split, r, resp);
+        if (r != WS_HS_ERROR) fail_msg("split %zu: result %d for %s", split, r, resp);
         assert_int_equal(c.status, status);
         assert_non_null(c.error);
-        if (!strstr(c.error, msg_part))
-            fail_msg("error '%s' lacks '%s'", c.error, msg_part);
-        if (body)
-            assert_string_equal(c.body, body);
+        if (!strstr(c.error, msg_part)) fail_msg("error '%s' lacks '%s'", c.error, msg_part);
+        if (body) assert_string_equal(c.body, body);
         ws_hs_client_free(&c);
     }
 }
@@ -607,8 +596,8 @@ static void client_expect_error(const char *resp, bool eof, int status, const ch
 static void test_client_errors(void **state)
 {
     (void)state;
-    client_expect_error("HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\n\r\nNot found: db",
-                        false, 404, "404 Not Found: Not found: db", "Not found: db");
+    client_expect_error("HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\n\r\nNot found: db", false,
+                        404, "404 Not Found: Not found: db", "Not found: db");
     client_expect_error("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\n"
                         "Content-Length: 19\r\n\r\ntoken expired\nmore\n",
                         false, 401, "401 Unauthorized: token expired", "token expired\nmore\n");
@@ -640,8 +629,8 @@ static void test_client_errors(void **state)
     /* not HTTP at all */
     client_expect_error("SSH-2.0-OpenSSH_9.2\r\n", false, 0, "bad handshake response", NULL);
     /* EOF in the middle of the head */
-    client_expect_error("HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs", true, 101,
-                        "closed", NULL);
+    client_expect_error("HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs", true, 101, "closed",
+                        NULL);
 }
 
 static void test_client_valid_accept_template(void **state)

@@ -65,8 +65,8 @@ static void conn_setup(struct conn *c, int fd, enum ws_role role, uint64_t max_m
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct ws_decoder_config dc = {.role = role, .max_message_size = max_msg,
-                                   .allowed_rsv = pmd ? WS_RSV1 : 0};
+    struct ws_decoder_config dc = {
+        .role = role, .max_message_size = max_msg, .allowed_rsv = pmd ? WS_RSV1 : 0};
     ws_decoder_init(&c->dec, &dc);
     ws_message_init(&c->msg);
     if (pmd) {
@@ -79,12 +79,10 @@ static void conn_setup(struct conn *c, int fd, enum ws_role role, uint64_t max_m
 
 static void conn_free(struct conn *c)
 {
-    if (c->pmd_on)
-        ws_pmd_free(&c->pmd);
+    if (c->pmd_on) ws_pmd_free(&c->pmd);
     ws_message_free(&c->msg);
     free(c->inflated);
-    if (c->fd >= 0)
-        close(c->fd);
+    if (c->fd >= 0) close(c->fd);
 }
 
 static void write_all(int fd, const void *p, size_t n)
@@ -92,10 +90,8 @@ static void write_all(int fd, const void *p, size_t n)
     const uint8_t *b = p;
     while (n) {
         ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            fail_msg("write: %s", strerror(errno));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) fail_msg("write: %s", strerror(errno));
         b += w;
         n -= (size_t)w;
     }
@@ -117,14 +113,12 @@ static void send_frame(struct conn *c, unsigned opcode, bool fin, unsigned rsv, 
     struct iovec iov[2] = {{hdr, hl}, {(void *)(uintptr_t)p, len}};
     size_t total = hl + len;
     ssize_t w = writev(c->fd, iov, len ? 2 : 1);
-    if (w < 0)
-        fail_msg("writev: %s", strerror(errno));
+    if (w < 0) fail_msg("writev: %s", strerror(errno));
     if ((size_t)w < total) {
         /* finish the rest the simple way */
         uint8_t *all = malloc(total);
         memcpy(all, hdr, hl);
-        if (len)
-            memcpy(all + hl, p, len);
+        if (len) memcpy(all + hl, p, len);
         write_all(c->fd, all + w, total - (size_t)w);
         free(all);
     }
@@ -187,8 +181,7 @@ static void conn_next(struct conn *c, struct item *it)
         while (off < c->have) {
             struct ws_event ev;
             off += ws_decoder_feed(&c->dec, c->rb + off, c->have - off, &ev);
-            if (ev.type == WS_EV_NEED_MORE)
-                break;
+            if (ev.type == WS_EV_NEED_MORE) break;
             if (ev.type == WS_EV_ERROR) {
                 it->kind = 'E';
                 it->code = ev.close_code;
@@ -218,8 +211,8 @@ static void conn_next(struct conn *c, struct item *it)
                 if (c->msg.compressed) {
                     assert_true(c->pmd_on);
                     size_t n;
-                    int e = ws_pmd_inflate_message(&c->pmd, c->msg.data, c->msg.len,
-                                                   c->inflated, MAX_MSG, &n);
+                    int e = ws_pmd_inflate_message(&c->pmd, c->msg.data, c->msg.len, c->inflated,
+                                                   MAX_MSG, &n);
                     if (e) {
                         it->kind = 'E';
                         it->code = (uint16_t)e;
@@ -237,10 +230,8 @@ static void conn_next(struct conn *c, struct item *it)
         memmove(c->rb, c->rb + off, c->have - off);
         c->have -= off;
         ssize_t n = read(c->fd, c->rb + c->have, sizeof c->rb - c->have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            fail_msg("read: %s", strerror(errno));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail_msg("read: %s", strerror(errno));
         if (n == 0) {
             it->kind = 'X';
             return;
@@ -255,10 +246,8 @@ static void drain_to_eof(int fd)
     uint8_t b[4096];
     for (;;) {
         ssize_t n = read(fd, b, sizeof b);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
     }
 }
 
@@ -298,8 +287,7 @@ static int wait_exit(pid_t pid)
     int st;
     for (int i = 0; i < 600; i++) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         usleep(100 * 1000);
     }
     kill(pid, SIGKILL);
@@ -387,13 +375,11 @@ static void serve_one(int lfd, const char *mode, int *frames_in, uint16_t *error
     assert_string_equal(hs.req.target, "/proxy/echo?x=1");
     struct ws_pmd_params agreed;
     /* smaller windows than the defaults, to exercise the window bits */
-    struct ws_pmd_server_config pcfg = {.server_max_window_bits = 10,
-                                        .client_max_window_bits = 11};
+    struct ws_pmd_server_config pcfg = {.server_max_window_bits = 10, .client_max_window_bits = 11};
     char ext[160] = "";
     int neg = ws_pmd_server_negotiate(hs.req.extensions, &pcfg, &agreed);
     assert_true(neg >= 0);
-    if (neg == 1)
-        ws_pmd_format(&agreed, ext, sizeof ext);
+    if (neg == 1) ws_pmd_format(&agreed, ext, sizeof ext);
     if (strcmp(mode, "deflate") == 0) {
         assert_int_equal(neg, 1);
         /* python offers client_max_window_bits: we pick both windows */
@@ -401,8 +387,8 @@ static void serve_one(int lfd, const char *mode, int *frames_in, uint16_t *error
                                  "client_max_window_bits=11");
     }
     char resp[512];
-    ssize_t rl = ws_hs_response_101(resp, sizeof resp, hs.req.key, neg == 1 ? ext : NULL, NULL,
-                                    NULL);
+    ssize_t rl =
+        ws_hs_response_101(resp, sizeof resp, hs.req.key, neg == 1 ? ext : NULL, NULL, NULL);
     assert_true(rl > 0);
     write_all(fd, resp, (size_t)rl);
     ws_hs_server_free(&hs);
@@ -417,8 +403,7 @@ static void serve_one(int lfd, const char *mode, int *frames_in, uint16_t *error
     for (;;) {
         struct item it;
         conn_next(c, &it);
-        if (it.kind == 'X')
-            fail_msg("EOF before close");
+        if (it.kind == 'X') fail_msg("EOF before close");
         if (it.kind == 'E') {
             *error_code = it.code;
             send_close(c, it.code, it.reason);
@@ -452,8 +437,7 @@ static void serve_one(int lfd, const char *mode, int *frames_in, uint16_t *error
 
 static void run_python_client(const char *mode)
 {
-    if (!have_python_websockets())
-        skip();
+    if (!have_python_websockets()) skip();
     int port;
     int lfd = listen_local(&port);
     char ps[16];
@@ -523,7 +507,8 @@ static int dial_local(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
@@ -542,10 +527,12 @@ static struct conn *client_open(int port, bool deflate)
     char host[64];
     snprintf(host, sizeof host, "127.0.0.1:%d", port);
     const char *hdrs[] = {"X-Test: hello there"};
-    struct ws_hs_client_config cfg = {.host = host, .target = "/proxy/x",
+    struct ws_hs_client_config cfg = {.host = host,
+                                      .target = "/proxy/x",
                                       .origin = "http://127.0.0.1",
                                       .extensions = deflate ? ext : NULL,
-                                      .headers = hdrs, .nheaders = 1};
+                                      .headers = hdrs,
+                                      .nheaders = 1};
     char req[1024];
     ssize_t n = ws_hs_client_request(&hc, &cfg, req, sizeof req);
     assert_true(n > 0);
@@ -558,11 +545,9 @@ static struct conn *client_open(int port, bool deflate)
         assert_true(k >= 0);
         r = ws_hs_client_feed(&hc, buf, (size_t)k, &used);
         got = (size_t)k;
-        if (r != WS_HS_MORE)
-            break;
+        if (r != WS_HS_MORE) break;
     }
-    if (r != WS_HS_DONE)
-        fail_msg("handshake: %s", hc.error);
+    if (r != WS_HS_DONE) fail_msg("handshake: %s", hc.error);
     struct ws_pmd_params agreed;
     int acc = ws_pmd_client_accept(hc.extensions, &offer, &agreed);
     assert_int_equal(acc, deflate ? 1 : 0);
@@ -581,21 +566,18 @@ static void expect_msg(struct conn *c, unsigned opcode, const void *data, size_t
     struct item it;
     for (;;) {
         conn_next(c, &it);
-        if (it.kind != 'C' || it.opcode != WS_OP_PONG)
-            break;
+        if (it.kind != 'C' || it.opcode != WS_OP_PONG) break;
     }
     if (it.kind != 'M')
         fail_msg("expected a message, got %c (code %u %s)", it.kind, it.code, it.reason);
     assert_int_equal(it.opcode, opcode);
     assert_int_equal(it.len, len);
-    if (len)
-        assert_memory_equal(it.data, data, len);
+    if (len) assert_memory_equal(it.data, data, len);
 }
 
 static void run_python_server(bool deflate)
 {
-    if (!have_python_websockets())
-        skip();
+    if (!have_python_websockets()) skip();
     const char *argv[] = {PY, "-c", PY_SERVER, deflate ? "deflate" : "plain", NULL};
     int in_fd, out_fd;
     pid_t pid = spawn(argv, &in_fd, &out_fd);
@@ -699,10 +681,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_python_client_plain),
-        cmocka_unit_test(test_python_client_deflate),
-        cmocka_unit_test(test_python_client_oversize),
-        cmocka_unit_test(test_python_server_plain),
+        cmocka_unit_test(test_python_client_plain),    cmocka_unit_test(test_python_client_deflate),
+        cmocka_unit_test(test_python_client_oversize), cmocka_unit_test(test_python_server_plain),
         cmocka_unit_test(test_python_server_deflate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
