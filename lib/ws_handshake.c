@@ -376,18 +376,22 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
     }
     /* path = target without query or fragment; absolute-form targets
      * ("http://host/p") are reduced to their path. */
-    size_t tlen = strlen(target), ps = 0, pl = tlen;
-    if (target[0] != '/') {
+    size_t tlen = strlen(target), ps = 0, pl = 0;
+    bool root = false; /* "http://host" without a path means "/" */
+    if (target[0] == '/') {
+        pl = strcspn(target, "?#");
+    } else {
         struct http_parser_url u;
         http_parser_url_init(&u);
-        if (http_parser_parse_url(target, tlen, 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
-            ps = u.field_data[UF_PATH].off;
-            pl = u.field_data[UF_PATH].len;
-        } else {
-            pl = 0;
+        if (http_parser_parse_url(target, tlen, 0, &u) == 0) {
+            if (u.field_set & (1 << UF_PATH)) {
+                ps = u.field_data[UF_PATH].off;
+                pl = u.field_data[UF_PATH].len;
+            } else {
+                root = (u.field_set & (1 << UF_HOST)) != 0;
+            }
         }
-    } else {
-        pl = strcspn(target, "?#");
+        /* junk gets an empty path, which matches no route */
     }
     size_t toff = h->off[H_TARGET] - 1;
     if (store_reserve(h, pl + 2) < 0) {
@@ -397,12 +401,9 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
         return WS_HS_ERROR;
     }
     size_t poff = h->store_len;
-    if (pl == 0) {
-        h->store[h->store_len++] = '/';
-    } else {
-        memcpy(h->store + poff, h->store + toff + ps, pl);
-        h->store_len += pl;
-    }
+    if (root) h->store[h->store_len++] = '/';
+    memmove(h->store + h->store_len, h->store + toff + ps, pl);
+    h->store_len += pl;
     h->store[h->store_len++] = 0;
 
     struct ws_hs_request *r = &s->req;

@@ -242,6 +242,14 @@ static void test_server_plain_get(void **state)
                      WS_HS_DONE);
     assert_string_equal(s.req.path, "/proxy/a");
     ws_hs_server_free(&s);
+    assert_int_equal(parse_req("GET http://gw:8 HTTP/1.1\r\nHost: gw\r\n\r\n", &s, 0), WS_HS_DONE);
+    assert_string_equal(s.req.path, "/");
+    ws_hs_server_free(&s);
+    assert_int_equal(parse_req("OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n", &s, 0), WS_HS_DONE);
+    assert_string_equal(s.req.path, "*"); /* matches no route */
+    assert_string_equal(s.req.target, "*");
+    assert_string_equal(s.req.method, "OPTIONS");
+    ws_hs_server_free(&s);
 }
 
 static void test_server_head_limit(void **state)
