@@ -440,6 +440,10 @@ ssize_t ps_read_file(const char *path, char *buf, size_t cap, int *truncated)
         if (r == 0)
             break;
         n += (size_t)r;
+        /* proc and sysfs files hand over everything that fits in one read, and a
+         * regular file reads short only at its end: a short read is the end. */
+        if ((size_t)r < cap - 1 - (n - (size_t)r))
+            break;
     }
     if (n + 1 >= cap && truncated)
         *truncated = 1;

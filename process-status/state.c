@@ -239,11 +239,15 @@ int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *err, si
         snprintf(err, errlen, "state directory path is empty or too long");
         return -1;
     }
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create state directory %s: %s", path, strerror(errno));
-        return -1;
-    }
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create state directory %s: %s", path,
+                     strerror(errno));
+            return -1;
+        }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP || e == ENOTDIR)
