@@ -692,6 +692,8 @@ ssize_t ws_hs_client_request(struct ws_hs_client *c, const struct ws_hs_client_c
         errno = EINVAL;
         return -1;
     }
+    c->offered_ext = cfg->extensions && *cfg->extensions;
+    c->offered_proto = protocol && *protocol;
     struct out o = {out, cap, 0};
     out_str(&o, "GET ");
     out_str(&o, target);
@@ -787,7 +789,12 @@ int ws_hs_client_feed(struct ws_hs_client *c, const uint8_t *buf, size_t len, si
     const char *acc = head_str(h, H_ACCEPT);
     if (!acc) return client_fail(c, "no Sec-WebSocket-Accept");
     if (strcmp(acc, c->accept) != 0) return client_fail(c, "Sec-WebSocket-Accept mismatch");
-    c->extensions = head_str(h, H_EXTENSIONS);
-    c->protocol = head_str(h, H_PROTOCOL);
+    const char *ext = head_str(h, H_EXTENSIONS), *proto = head_str(h, H_PROTOCOL);
+    if (ext && *ext && !c->offered_ext)
+        return client_fail(c, "server accepted an extension we did not offer");
+    if (proto && *proto && !c->offered_proto)
+        return client_fail(c, "server chose a subprotocol we did not offer");
+    c->extensions = ext && *ext ? ext : NULL;
+    c->protocol = proto && *proto ? proto : NULL;
     return WS_HS_DONE;
 }

@@ -157,6 +157,7 @@ struct ws_hs_client {
     char key[WS_HS_KEY_LEN + 1]; /* our Sec-WebSocket-Key */
     /* private */
     char accept[WS_HS_ACCEPT_LEN + 1]; /* expected Sec-WebSocket-Accept */
+    bool offered_ext, offered_proto;   /* what our request offered */
     struct ws_hs_head head;
     char errbuf[WS_HS_BODY_SNIPPET + 96];
 };
@@ -177,8 +178,9 @@ ssize_t ws_hs_client_request(struct ws_hs_client *c, const struct ws_hs_client_c
  * (a valid 101; *consumed bytes were the head, the rest is WebSocket data)
  * or WS_HS_ERROR: c->error says why, c->status is the status (0 if the
  * response was not HTTP), c->body holds the start of a non-101 body (for
- * "server said 404: Not found: db"). Extensions are only reported; validate
- * them with ws_pmd_client_accept(). */
+ * "server said 404: Not found: db"). An extension or subprotocol in the
+ * answer when the request offered none is an error; otherwise extensions are
+ * only reported: validate them with ws_pmd_client_accept(). */
 int ws_hs_client_feed(struct ws_hs_client *c, const uint8_t *buf, size_t len, size_t *consumed);
 
 void ws_hs_client_free(struct ws_hs_client *c);

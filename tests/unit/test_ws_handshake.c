@@ -558,6 +558,12 @@ static void test_client_101_every_split(void **state)
                 assert_int_equal(ws_hs_client_init(&c, 0), 0);
                 memcpy(c.key, c0.key, sizeof c.key);
                 memcpy(c.accept, c0.accept, sizeof c.accept);
+                struct ws_hs_client_config cfg = {.host = "h",
+                                                  .target = "/",
+                                                  .extensions = "permessage-deflate",
+                                                  .protocol = "chat, superchat"};
+                char req[512];
+                assert_true(ws_hs_client_request(&c, &cfg, req, sizeof req) > 0);
                 size_t at = 0;
                 int r = feed_client(&c, (const uint8_t *)resp, len, split ? len : step, split,
                                     false, &at);
@@ -634,6 +640,15 @@ static void test_client_errors(void **state)
                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
                         "Sec-WebSocket-Accept: %s\r\n\r\n",
                         false, 101, "once", NULL);
+    /* an extension or subprotocol we did not offer (nothing offered here) */
+    client_expect_error("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                        "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                        false, 101, "extension we did not offer", NULL);
+    client_expect_error("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                        "Sec-WebSocket-Protocol: chat\r\n\r\n",
+                        false, 101, "subprotocol we did not offer", NULL);
     /* not HTTP at all */
     client_expect_error("SSH-2.0-OpenSSH_9.2\r\n", false, 0, "bad handshake response", NULL);
     /* EOF in the middle of the head */
