@@ -190,8 +190,8 @@ for name, rate in RATES:
 
 print("\n## Burst after 3 s of idle input (target 1M)\n")
 print("Bytes delivered in the first 0.5 s after input resumes, / (0.5 s x 1 MB/s). "
-      "1.0 means no banked credit; a tool that banks the idle time lets it all "
-      "through at once.\n")
+      "1.0 means no banked credit; 6.00 means all 3 MB written after the pause went "
+      "through at once (the idle time was banked).\n")
 print("| " + " | ".join(TOOLS) + " |")
 print("|---" * len(TOOLS) + "|")
 print("| " + " | ".join("%.2f" % idle_burst(t) for t in TOOLS) + " |")
