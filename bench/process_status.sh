@@ -54,6 +54,65 @@ cc -O2 -static -o "$work/runner" "$work/runner.c" 2>/dev/null || cc -O2 -o "$wor
 echo 'int main(void){return 0;}' > "$work/empty.c"
 cc -O2 -static -o "$work/empty-static" "$work/empty.c"
 
+# In-process harness: main() renamed, timed from its call to exit in a forked child.
+sed 's/^int main(int argc, char \*\*argv)$/int real_main(int argc, char **argv)/' \
+    "$ROOT/process-status/main.c" > "$work/ps_main.c"
+cat > "$work/inproc.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int real_main(int argc, char **argv);
+static struct timespec t0;
+static int report_fd;
+static void done(void)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double us = (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) / 1e3;
+    if (write(report_fd, &us, sizeof us) < 0)
+        _exit(3);
+}
+int main(int argc, char **argv)
+{
+    int n = atoi(argv[1]);
+    double total = 0, min = 1e12;
+    for (int i = 0; i < n; i++) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 1;
+        pid_t c = fork();
+        if (c == 0) {
+            close(p[0]);
+            report_fd = p[1];
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+            atexit(done);
+            argv[1] = argv[0];
+            exit(real_main(argc - 1, argv + 1));
+        }
+        close(p[1]);
+        double us = 0;
+        if (read(p[0], &us, sizeof us) != sizeof us)
+            return 1;
+        close(p[0]);
+        waitpid(c, NULL, 0);
+        total += us;
+        if (us < min)
+            min = us;
+    }
+    printf("%.0f|%.0f\n", total / n, min);
+    return 0;
+}
+C
+cc -O2 -D_GNU_SOURCE -I"$ROOT/lib" -I"$ROOT/process-status" -o "$work/inproc" "$work/inproc.c" \
+    "$work/ps_main.c" "$ROOT"/process-status/{procfs,state,scan}.c "$ROOT/lib/flags.c" \
+    "$ROOT/lib/units.c" -lm
+
 # the watched process: a shell with two children (for --include-children)
 setsid bash -c 'sleep 1000 & sleep 1000 & wait' &
 target=$!
@@ -89,6 +148,21 @@ mkdir -p "$(dirname "$out")"
     row "plugin -p PID --extended" "$B" -p "$target" --key-prefix ext --extended
     row "plugin -p PID --include-children" "$B" -p "$target" --key-prefix tree --include-children
     row "plugin --pattern (scans /proc)" "$B" --pattern "^sleep 1000$" --key-prefix pat
+    echo
+    echo "In-process CPU (CLOCK_PROCESS_CPUTIME_ID from main() to exit, i.e. without exec and"
+    echo "libc start-up; the plugin's main.c compiled into a fork-per-run harness):"
+    echo
+    echo "| command | mean us/run | min us/run |"
+    echo "|---|---:|---:|"
+    inproc() {
+        local label=$1; shift
+        IFS='|' read -r mean min < <("$work/inproc" "$@")
+        echo "| $label | $mean | $min |"
+    }
+    inproc "plugin -p PID" 2000 -p "$target" --key-prefix warm
+    inproc "plugin -p PID --extended" 2000 -p "$target" --key-prefix ext --extended
+    inproc "plugin -p PID --include-children" 300 -p "$target" --key-prefix tree --include-children
+    inproc "plugin --pattern" 300 --pattern "^sleep 1000$" --key-prefix pat
     echo
     echo "The plugin's own work is its row minus the start-up row (exec of a static binary"
     echo "alone costs the first row on this machine). State in $work/state ($(findmnt -no FSTYPE -T "$work" 2>/dev/null || echo ?))."
