@@ -423,7 +423,7 @@ int main(int argc, char **argv)
     const char *bw_arg = NULL;
     const struct flag_spec specs[] = {
         {"max-bandwidth", 0, FLAG_STRING, &bw_arg, "SIZE",
-         "max bandwidth (Bytes/sec) shared by the group, e.g. 100M (required, > 32K)", NULL,
+         "max bandwidth (Bytes/sec) shared by the group, e.g. 100M (required, at least 32K)", NULL,
          &seen_bw},
         {"work-dir", 0, FLAG_STRING, &cfg.work_dir, "DIR",
          "directory for control bandwidth: lock files of the group (required)", NULL,
