@@ -909,8 +909,7 @@ static void test_utf8(void **state)
                           "\xef\xbf\xbf",
                           "\xf0\x90\x80\x80",
                           "\xf4\x8f\xbf\xbf",
-                          "\xce\xba\xe1\xbd\xb9\xcf\x83"
-                          "\xce\xbc\xce\xb5"};
+                          "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"};
     const char *bad[] = {"\x80",
                          "\xbf",
                          "\xc0\x80",
