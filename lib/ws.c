@@ -280,6 +280,10 @@ uint32_t ws_utf8_validate(uint32_t state, const uint8_t *buf, size_t len)
         if (state == WS_UTF8_REJECT) return state;
         if (state == 0) {
             /* ASCII runs are the common case: skip them a word at a time. */
+            while (i + 32 <= len && ((load64(buf + i) | load64(buf + i + 8) | load64(buf + i + 16) |
+                                      load64(buf + i + 24)) &
+                                     0x8080808080808080ull) == 0)
+                i += 32;
             while (i + 8 <= len && (load64(buf + i) & 0x8080808080808080ull) == 0)
                 i += 8;
             if (i == len) break;

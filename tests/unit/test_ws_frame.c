@@ -909,8 +909,11 @@ static void test_utf8(void **state)
                           "\xef\xbf\xbf",
                           "\xf0\x90\x80\x80",
                           "\xf4\x8f\xbf\xbf",
-                          "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"};
-    const char *bad[] = {"\x80",
+                          "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",
+                          "0123456789012345678901234567890123456789\xc3\xa9abc"};
+    const char *bad[] = {"0123456789012345678901234567890123456789\xffabc",
+                         "01234567890123456789012345678901\xc3",
+                         "\x80",
                          "\xbf",
                          "\xc0\x80",
                          "\xc1\xbf",
