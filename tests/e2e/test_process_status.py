@@ -750,19 +750,22 @@ def test_default_state_dir_created_private(procs, tmp_path):
     run(["-p", p.pid, "--key-prefix", "dd"], env=dict(env, XDG_RUNTIME_DIR=str(xdg)))
     assert (xdg / "mackerel-plugin-linux-process-status" / "dd").exists()
     # ... unless it belongs to someone else (sudo keeps the user's XDG_RUNTIME_DIR)
-    other = tmp_path / "other-xdg"
-    other.mkdir(mode=0o700)
-    os.chown(other, 65534, 65534)
-    run(["-p", p.pid, "--key-prefix", "dd2"], env=dict(env, XDG_RUNTIME_DIR=str(other)))
-    assert (d / "dd2").exists() and not os.listdir(other)
+    root = os.geteuid() == 0
+    if root:
+        other = tmp_path / "other-xdg"
+        other.mkdir(mode=0o700)
+        os.chown(other, 65534, 65534)
+        run(["-p", p.pid, "--key-prefix", "dd2"], env=dict(env, XDG_RUNTIME_DIR=str(other)))
+        assert (d / "dd2").exists() and not os.listdir(other)
     # a loose, foreign or symlinked default directory is refused
     os.chmod(d, 0o777)
     r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
     assert r.returncode == 1 and "mode 0777" in r.stderr and r.stdout == ""
     os.chmod(d, 0o700)
-    os.chown(d, 65534, 65534)
-    r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
-    assert r.returncode == 1 and "owned by uid 65534" in r.stderr
+    if root:
+        os.chown(d, 65534, 65534)
+        r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
+        assert r.returncode == 1 and "owned by uid 65534" in r.stderr
     shutil.rmtree(d)
     os.symlink(xdg, d)
     r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
