@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STATE_MAGIC "mackerel-plugin-linux-process-status-state 1"
@@ -331,15 +332,16 @@ int ps_state_save(int dirfd, const char *name, const struct ps_state *st, char *
         snprintf(err, errlen, "state too large");
         return -1;
     }
-    /* The PID makes the name unique among concurrent runs; a leftover from a crashed
-     * run that had our PID is removed and the create retried once. */
-    snprintf(tmp, sizeof tmp, ".%s.tmp.%ld", name, (long)getpid());
+    /* PID plus the clock's nanoseconds make the name unique among concurrent runs (even
+     * from different PID namespaces sharing the directory); O_EXCL makes sure. */
     int fd = -1;
-    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+    for (int attempt = 0; attempt < 4 && fd < 0; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(tmp, sizeof tmp, ".%s.tmp.%ld.%ld", name, (long)getpid(),
+                 (long)ts.tv_nsec + attempt);
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == EEXIST && attempt == 0)
-            (void)unlinkat(dirfd, tmp, 0);
-        else if (fd < 0)
+        if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0) {
