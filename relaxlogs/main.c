@@ -2,9 +2,11 @@
  * writes them to time-rotated files log.%Y%m%d%H%M in a directory, with a
  * `current` symlink to the newest and max-age / max-files retention.
  *
- * Data path: stdin is read in large batches into `ibuf`; complete lines are
- * copied (with the --with-time prefix, over-long lines split) into a queue of
- * line-aligned blocks (`struct outq`); the queue is written to the current
+ * Data path: the queue is a list of line-aligned blocks (`struct outq`).
+ * Without --with-time stdin is read straight into the tail block and lines
+ * are only scanned there (zero copy); with --with-time it is read in large
+ * batches into `ibuf` and each line is copied behind its prefix. Over-long
+ * lines are split in both cases. The queue is written to the current
  * file in big write(2) calls once 1 MiB has accumulated, 100 ms after the
  * oldest queued byte, or at EOF/TERM. Rotation requests are markers in the
  * same queue, so every line goes to the file of the period in which it was
@@ -33,6 +35,7 @@
 #define IREAD (1024 * 1024)           /* most bytes read at once */
 #define IBUF_CAP (MAXLINE + IREAD)    /* a partial line plus one read */
 #define BLK_CAP (MAXLINE + 64 * 1024) /* every piece with its prefix fits a block */
+#define MIN_READ (64 * 1024)        /* start a new block rather than read less */
 #define FLUSH_BYTES (1024 * 1024)
 #define FLUSH_NS (100 * 1000000LL)
 #define RETRY_NS (1000 * 1000000LL)
@@ -50,7 +53,9 @@ struct blk {
     enum ld_kind rotate;  /* BK_ROTATE: what kind of switch */
     struct period period; /* BK_ROTATE with LD_NEW_PERIOD */
     int started;          /* BK_ROTATE: logdir_begin done */
-    size_t len, off;      /* BK_DATA: bytes held, bytes already written */
+    size_t len, off;      /* BK_DATA: bytes of whole lines, bytes already written */
+    size_t pend;          /* BK_DATA, plain mode, tail block only: bytes of an
+                           * incomplete line read after data[len] (not queued yet) */
     char data[];
 };
 
@@ -141,12 +146,19 @@ static struct blk *q_new_data(struct state *s)
         b = xmalloc(sizeof *b + BLK_CAP);
     b->next = NULL;
     b->kind = BK_DATA;
-    b->len = b->off = 0;
-    if (s->q.tail != NULL)
-        s->q.tail->next = b;
+    b->len = b->off = b->pend = 0;
+    struct blk *old = s->q.tail;
+    if (old != NULL)
+        old->next = b;
     else
         s->q.head = b;
     s->q.tail = b;
+    /* Only the tail holds an incomplete line: move it along. */
+    if (old != NULL && old->kind == BK_DATA && old->pend > 0) {
+        memcpy(b->data, old->data + old->len, old->pend);
+        b->pend = old->pend;
+        old->pend = 0;
+    }
     return b;
 }
 
@@ -158,12 +170,20 @@ static void q_push_rotate(struct state *s, enum ld_kind kind, const struct perio
     b->rotate = kind;
     if (p != NULL)
         b->period = *p;
-    if (s->q.tail != NULL)
-        s->q.tail->next = b;
+    struct blk *old = s->q.tail;
+    if (old != NULL)
+        old->next = b;
     else
         s->q.head = b;
     s->q.tail = b;
     s->q.markers++;
+    /* An incomplete line belongs after the switch: it completes later. */
+    if (old != NULL && old->kind == BK_DATA && old->pend > 0) {
+        struct blk *d = q_new_data(s);
+        memcpy(d->data, old->data + old->len, old->pend);
+        d->pend = old->pend;
+        old->pend = 0;
+    }
 }
 
 static void q_pop(struct state *s)
@@ -196,31 +216,6 @@ static struct blk *q_room(struct state *s, size_t need)
     if (t == NULL || t->kind != BK_DATA || BLK_CAP - t->len < need)
         t = q_new_data(s);
     return t;
-}
-
-/* Queue complete lines [p, p+n) (n > 0, p[n-1] == '\n'), never splitting a
- * line across blocks. */
-static void q_put_lines(struct state *s, const char *p, size_t n)
-{
-    note_queued(s, n);
-    while (n > 0) {
-        struct blk *t = s->q.tail;
-        if (t == NULL || t->kind != BK_DATA)
-            t = q_new_data(s);
-        size_t room = BLK_CAP - t->len, k = n;
-        if (k > room) {
-            const char *cut = room ? memrchr(p, '\n', room) : NULL;
-            if (cut == NULL) {
-                q_new_data(s);
-                continue;
-            }
-            k = (size_t)(cut + 1 - p);
-        }
-        memcpy(t->data + t->len, p, k);
-        t->len += k;
-        p += k;
-        n -= k;
-    }
 }
 
 /* ---- input processing ---- */
@@ -273,37 +268,78 @@ static void long_line_piece(struct state *s, const char *p)
     put_piece(s, p, MAXLINE);
 }
 
-/* Move the complete lines of ibuf to the queue; keep a partial last line.
- * With final set (EOF, TERM) the partial line is written with a '\n'. */
+/* Plain mode: queue the complete lines that were read into the tail block,
+ * splitting over-long ones in place. With final set (EOF, TERM) an incomplete
+ * last line is queued with a '\n' added. */
+static void ingest_plain(struct state *s, int final)
+{
+    struct blk *t = s->q.tail;
+    if (t == NULL || t->kind != BK_DATA)
+        return;
+    while (t->pend > 0) {
+        char *p = t->data + t->len;
+        size_t win = t->pend > MAXLINE + 1 ? MAXLINE + 1 : t->pend;
+        char *nl = memrchr(p, '\n', win); /* every line in the window is short enough */
+        if (nl != NULL) {
+            size_t k = (size_t)(nl + 1 - p);
+            t->len += k;
+            t->pend -= k;
+            note_queued(s, k);
+            s->in_long_line = 0;
+        } else if (t->pend > MAXLINE) {
+            if (!s->in_long_line)
+                fprintf(stderr,
+                        "relaxlogs: a line is longer than %d bytes; writing it as %d-byte "
+                        "pieces, each ending in a newline\n",
+                        MAXLINE, MAXLINE);
+            s->in_long_line = 1;
+            /* The rest goes to a fresh block; the byte after the piece then
+             * becomes its newline. */
+            size_t rest = t->pend - MAXLINE;
+            t->pend = 0;
+            struct blk *b = q_new_data(s);
+            memcpy(b->data, p + MAXLINE, rest);
+            b->pend = rest;
+            t->data[t->len + MAXLINE] = '\n';
+            t->len += MAXLINE + 1;
+            note_queued(s, MAXLINE + 1);
+            t = b;
+        } else {
+            break;
+        }
+    }
+    if (final && t->pend > 0) {
+        if (t->len + t->pend == BLK_CAP)
+            t = q_new_data(s);
+        t->data[t->len + t->pend] = '\n';
+        size_t k = t->pend + 1;
+        t->len += k;
+        t->pend = 0;
+        note_queued(s, k);
+        s->in_long_line = 0;
+    }
+}
+
+static size_t partial_len(const struct state *s)
+{
+    if (s->cfg.with_time)
+        return s->ilen;
+    const struct blk *t = s->q.tail;
+    return t != NULL && t->kind == BK_DATA ? t->pend : 0;
+}
+
+/* --with-time: move the complete lines of ibuf to the queue behind their
+ * prefix; keep a partial last line. With final set (EOF, TERM) the partial
+ * line is written with a '\n'. */
 static void ingest(struct state *s, int final)
 {
+    if (!s->cfg.with_time) {
+        ingest_plain(s, final);
+        return;
+    }
     char *p = s->ibuf, *end = s->ibuf + s->ilen;
-    if (s->cfg.with_time)
-        refresh_prefix(s);
-    if (!s->cfg.with_time && s->ilen <= MAXLINE) {
-        /* No line here can be over-long: one pass for the last newline. */
-        char *nl = s->ilen ? memrchr(p, '\n', s->ilen) : NULL;
-        if (nl != NULL) {
-            q_put_lines(s, p, (size_t)(nl + 1 - p));
-            p = nl + 1;
-            s->in_long_line = 0;
-        }
-    } else if (!s->cfg.with_time) {
-        while (p < end) {
-            size_t win = (size_t)(end - p) > MAXLINE + 1 ? MAXLINE + 1 : (size_t)(end - p);
-            char *nl = memrchr(p, '\n', win);
-            if (nl != NULL) {
-                q_put_lines(s, p, (size_t)(nl + 1 - p));
-                p = nl + 1;
-                s->in_long_line = 0;
-            } else if (end - p > MAXLINE) {
-                long_line_piece(s, p);
-                p += MAXLINE;
-            } else {
-                break;
-            }
-        }
-    } else {
+    refresh_prefix(s);
+    {
         while (p < end) {
             size_t win = (size_t)(end - p) > MAXLINE + 1 ? MAXLINE + 1 : (size_t)(end - p);
             char *nl = memchr(p, '\n', win);
@@ -431,6 +467,10 @@ static int pump(struct state *s, int force)
         }
         if (b->off == b->len) {
             if (b == s->q.tail) {
+                /* keep the block for the next read; an incomplete line moves
+                 * to its front */
+                if (b->pend > 0 && b->len > 0)
+                    memmove(b->data, b->data + b->len, b->pend);
                 b->off = b->len = 0;
                 break;
             }
@@ -477,24 +517,40 @@ static int pump(struct state *s, int force)
 
 static int read_stdin(struct state *s)
 {
-    ssize_t n = read(STDIN_FILENO, s->ibuf + s->ilen, IBUF_CAP - s->ilen);
+    char *dst;
+    size_t room;
+    struct blk *t = NULL;
+    if (s->cfg.with_time) {
+        dst = s->ibuf + s->ilen;
+        room = IBUF_CAP - s->ilen;
+    } else {
+        /* Read straight into the queue, after the incomplete line. */
+        t = s->q.tail;
+        if (t == NULL || t->kind != BK_DATA || BLK_CAP - t->len - t->pend < MIN_READ)
+            t = q_new_data(s);
+        dst = t->data + t->len + t->pend;
+        room = BLK_CAP - t->len - t->pend;
+        if (room > IREAD)
+            room = IREAD;
+    }
+    ssize_t n = read(STDIN_FILENO, dst, room);
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return 0;
         fprintf(stderr, "relaxlogs: read stdin: %s\n", strerror(errno));
         n = 0;
     }
+    if (s->cfg.with_time)
+        s->ilen += (size_t)n;
+    else
+        t->pend += (size_t)n;
     s->batch_sec = wall_sec();
-    if (n > 0 || s->ilen > 0)
+    if (partial_len(s) > 0)
         check_period(s); /* no empty file for a period without lines */
-    if (n == 0) {
+    if (n == 0)
         s->eof = 1;
-        ingest(s, 1);
-        return 0;
-    }
-    s->ilen += (size_t)n;
-    ingest(s, 0);
-    return 1;
+    ingest(s, n == 0);
+    return n > 0;
 }
 
 static int run(struct state *s)
@@ -564,14 +620,14 @@ static int run(struct state *s)
             pump(s, finishing || term_seen);
         empty_q = s->q.bytes == 0 && s->q.markers == 0;
 
-        int can_read = !finishing && s->q.bytes < s->cfg.buffer_size && s->ilen < IBUF_CAP;
+        int can_read = !finishing && s->q.bytes < s->cfg.buffer_size;
         int64_t timeout = -1;
         if (s->blocked)
             timeout = s->retry_at - mono_ns();
         else if (!empty_q)
             timeout = finishing ? 0 : s->pending_since + FLUSH_NS - mono_ns();
         if (term_seen && can_read) {
-            int64_t t2 = s->ilen > 0 ? term_deadline - mono_ns() : 0;
+            int64_t t2 = partial_len(s) > 0 ? term_deadline - mono_ns() : 0;
             if (timeout < 0 || t2 < timeout)
                 timeout = t2;
         }
@@ -597,7 +653,7 @@ static int run(struct state *s)
             read_stdin(s);
         } else if (rc == 0 && term_seen && can_read && !s->eof) {
             /* nothing more arrived: what was sent before TERM has been read */
-            if (s->ilen == 0 || mono_ns() >= term_deadline) {
+            if (partial_len(s) == 0 || mono_ns() >= term_deadline) {
                 s->batch_sec = wall_sec();
                 ingest(s, 1);
                 s->reading_done = 1;
@@ -709,7 +765,8 @@ int main(int argc, char **argv)
         s->checked_sec = now;
         period_of(now, s->ldcfg.rotation, s->cfg.utc, &s->qperiod);
     }
-    s->ibuf = xmalloc(IBUF_CAP);
+    if (s->cfg.with_time)
+        s->ibuf = xmalloc(IBUF_CAP);
     s->prefix_sec = INT64_MIN;
     /* A bigger pipe means fewer, larger reads; harmless if refused. */
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, IREAD);

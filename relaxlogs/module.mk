@@ -1,7 +1,7 @@
 # relaxlogs: stdin log writer with time rotation (see relaxlogs/README.md).
 PROGRAMS  += $(BUILD)/relaxlogs
 MANPAGES  += relaxlogs/relaxlogs.1
-DEPS_PKGS += zlib1g-dev faketime daemontools runit s6 apache2-utils cronolog
+DEPS_PKGS += zlib1g-dev faketime daemontools runit s6 apache2-utils cronolog time
 RELAXLOGS_SRCS := relaxlogs/period.c relaxlogs/logdir.c relaxlogs/compress.c
 $(BUILD)/relaxlogs: $(call objs,$(RELAXLOGS_SRCS) relaxlogs/main.c) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lz -pthread
