@@ -35,6 +35,7 @@
 #define IREAD (1024 * 1024)           /* most bytes read at once */
 #define IBUF_CAP (MAXLINE + IREAD)    /* a partial line plus one read */
 #define BLK_CAP (MAXLINE + 64 * 1024) /* every piece with its prefix fits a block */
+#define PREFIX_COPY 32                /* --with-time prefix: 29 bytes, copied as 32 */
 #define MIN_READ (64 * 1024)        /* start a new block rather than read less */
 #define FLUSH_BYTES (1024 * 1024)
 #define FLUSH_NS (100 * 1000000LL)
@@ -84,7 +85,7 @@ struct state {
     int64_t batch_sec;    /* wall-clock second of the current read batch */
     int64_t checked_sec;  /* second for which the period was last checked */
     struct period qperiod; /* period of the newest queued data */
-    char prefix[48];
+    char prefix[48]; /* >= PREFIX_COPY */
     int prefix_len;
     int64_t prefix_sec;
     int64_t pending_since; /* monotonic ns when the queue became non-empty */
@@ -339,22 +340,46 @@ static void ingest(struct state *s, int final)
     }
     char *p = s->ibuf, *end = s->ibuf + s->ilen;
     refresh_prefix(s);
-    {
-        while (p < end) {
-            size_t win = (size_t)(end - p) > MAXLINE + 1 ? MAXLINE + 1 : (size_t)(end - p);
-            char *nl = memchr(p, '\n', win);
-            if (nl != NULL) {
-                q_put_timed(s, p, (size_t)(nl + 1 - p), 0);
-                p = nl + 1;
-                s->in_long_line = 0;
-            } else if (end - p > MAXLINE) {
-                long_line_piece(s, p);
-                p += MAXLINE;
-            } else {
-                break;
+    const size_t plen = (size_t)s->prefix_len;
+    /* The hot loop works on a local cursor into the tail block: one memchr,
+     * a fixed-size prefix copy (the prefix buffer is PREFIX_COPY bytes, the
+     * excess is overwritten by the line) and one memcpy per line. */
+    struct blk *t = s->q.tail;
+    if (t == NULL || t->kind != BK_DATA)
+        t = q_new_data(s);
+    char *o = t->data + t->len, *oend = t->data + BLK_CAP;
+    size_t queued = 0;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl + 1 - p) : 0;
+        if (nl != NULL && n <= MAXLINE + 1) {
+            if ((size_t)(oend - o) < plen + n + PREFIX_COPY) {
+                t->len = (size_t)(o - t->data);
+                t = q_new_data(s);
+                o = t->data;
+                oend = t->data + BLK_CAP;
             }
+            memcpy(o, s->prefix, PREFIX_COPY);
+            memcpy(o + plen, p, n);
+            o += plen + n;
+            queued += plen + n;
+            p = nl + 1;
+            s->in_long_line = 0;
+        } else if (end - p > MAXLINE) {
+            t->len = (size_t)(o - t->data);
+            note_queued(s, queued);
+            queued = 0;
+            long_line_piece(s, p);
+            p += MAXLINE;
+            t = s->q.tail;
+            o = t->data + t->len;
+            oend = t->data + BLK_CAP;
+        } else {
+            break;
         }
     }
+    t->len = (size_t)(o - t->data);
+    note_queued(s, queued);
     if (final && p < end) {
         put_piece(s, p, (size_t)(end - p));
         p = end;

@@ -570,3 +570,23 @@ def test_help_and_version():
         assert flag in r.stdout
     r = subprocess.run([RELAXLOGS, "-v"], stdout=subprocess.PIPE, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith(b"relaxlogs version")
+
+
+def test_with_time_long_line_and_many_lines():
+    mib = 1024 * 1024
+    body = lines("t", 30000)
+    data = b"x" * (2 * mib + 5) + b"\n" + body + b"\x00\xff tail"
+    r = subprocess.run([RELAXLOGS, "--with-time", "--utc"], input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0
+    out = r.stdout.split(b"\n")
+    assert out[-1] == b""
+    rx = re.compile(rb"^\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] ")
+    content = []
+    for line in out[:-1]:
+        m = rx.match(line)
+        assert m, line[:60]
+        content.append(line[m.end():])
+    assert content[:3] == [b"x" * mib, b"x" * mib, b"x" * 5]
+    assert b"\n".join(content[3:]) + b"\n" == body + b"\x00\xff tail\n"
+    assert r.stderr.decode().count("longer than") == 1
