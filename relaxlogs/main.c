@@ -578,19 +578,22 @@ static int read_stdin(struct state *s)
     return n > 0;
 }
 
-static int run(struct state *s)
+/* Signals are blocked except inside ppoll (so they cannot be missed between
+ * a check and the wait). Done before any thread starts, so that the
+ * compression thread inherits the blocked mask and never takes them. */
+static void setup_signals(sigset_t *waitmask)
 {
-    sigset_t block, empty;
+    sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGALRM);
-    sigprocmask(SIG_BLOCK, &block, &empty);
-    sigdelset(&empty, SIGTERM);
-    sigdelset(&empty, SIGINT);
-    sigdelset(&empty, SIGHUP);
-    sigdelset(&empty, SIGALRM);
+    sigprocmask(SIG_BLOCK, &block, waitmask);
+    sigdelset(waitmask, SIGTERM);
+    sigdelset(waitmask, SIGINT);
+    sigdelset(waitmask, SIGHUP);
+    sigdelset(waitmask, SIGALRM);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -600,7 +603,10 @@ static int run(struct state *s)
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
+static int run(struct state *s, const sigset_t *waitmask)
+{
     int64_t term_deadline = 0;
     int term_seen = 0;
     for (;;) {
@@ -667,7 +673,7 @@ static int run(struct state *s)
             ts.tv_nsec = timeout % 1000000000LL;
             tsp = &ts;
         }
-        int rc = ppoll(&pfd, can_read ? 1 : 0, tsp, &empty);
+        int rc = ppoll(&pfd, can_read ? 1 : 0, tsp, waitmask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -761,6 +767,8 @@ int main(int argc, char **argv)
     s->flush_bytes = s->cfg.buffer_size / 2 < FLUSH_BYTES ? s->cfg.buffer_size / 2 : FLUSH_BYTES;
     if (s->flush_bytes == 0)
         s->flush_bytes = 1;
+    sigset_t waitmask;
+    setup_signals(&waitmask);
     s->to_stdout = log_dir[0] == '\0' || strcmp(log_dir, "stdout") == 0;
     if (!s->to_stdout) {
         /* Strip trailing slashes so messages and paths read well. */
@@ -795,7 +803,7 @@ int main(int argc, char **argv)
     s->prefix_sec = INT64_MIN;
     /* A bigger pipe means fewer, larger reads; harmless if refused. */
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, IREAD);
-    int rc = run(s);
+    int rc = run(s, &waitmask);
     if (!s->to_stdout)
         logdir_close(&s->ld);
     free(s->ibuf);

@@ -590,3 +590,20 @@ def test_with_time_long_line_and_many_lines():
     assert content[:3] == [b"x" * mib, b"x" * mib, b"x" * 5]
     assert b"\n".join(content[3:]) + b"\n" == body + b"\x00\xff tail\n"
     assert r.stderr.decode().count("longer than") == 1
+
+
+def test_signals_reach_main_loop_with_compress_thread(procs, tmp_path):
+    # The compression thread must never swallow a signal while the main loop
+    # sleeps without a timeout.
+    d = str(tmp_path / "logs")
+    p = start(procs, tmp_path, ["--log-dir", d, "--compress"])
+    send(p, b"one\n")
+    wait_written(d, b"one\n")
+    for i in range(1, 4):
+        time.sleep(0.3)  # idle: no pending data, no timer
+        p.send_signal(signal.SIGALRM)
+        wait_for(lambda: os.readlink(os.path.join(d, "current")).endswith(".%d" % i),
+                 timeout=10, what="ALRM %d handled" % i)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
