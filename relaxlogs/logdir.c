@@ -139,6 +139,17 @@ static int step_link(struct logdir *ld)
         if (errno != ENOENT || mkdir_p(ld->cfg->dir) < 0 || symlink(ld->next_name, tmp) < 0)
             return fail(ld, "symlink", CURRENT_TMP);
     }
+    /* A regular file called current (multilog, svlogd and s6-log keep their
+     * live log there) is kept under another name rather than replaced. */
+    struct stat st;
+    if (lstat(cur, &st) == 0 && S_ISREG(st.st_mode)) {
+        char saved[4096], name[64];
+        snprintf(name, sizeof name, "current.saved.%lld", (long long)st.st_mtime);
+        if (ld_path(ld, name, saved, sizeof saved) < 0 || rename(cur, saved) < 0)
+            return fail(ld, "rename away", CURRENT_LINK);
+        fprintf(stderr, "relaxlogs: %s/current was a regular file; kept as %s\n", ld->cfg->dir,
+                name);
+    }
     if (rename(tmp, cur) < 0)
         return fail(ld, "rename onto", CURRENT_LINK);
     return 0;

@@ -607,3 +607,19 @@ def test_signals_reach_main_loop_with_compress_thread(procs, tmp_path):
     time.sleep(0.3)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
+
+
+def test_existing_regular_current_is_kept(procs, tmp_path):
+    # switching a service from multilog/svlogd/s6-log: their live file is `current`
+    d = str(tmp_path / "logs")
+    os.makedirs(d)
+    make_file(d, "current", 60, data=b"multilog's lines\n")
+    p = start(procs, tmp_path, ["--log-dir", d])
+    send(p, b"new\n")
+    finish(p)
+    saved = [n for n in os.listdir(d) if n.startswith("current.saved.")]
+    assert len(saved) == 1
+    with open(os.path.join(d, saved[0]), "rb") as f:
+        assert f.read() == b"multilog's lines\n"
+    assert os.path.islink(os.path.join(d, "current"))
+    assert all_output(d) == b"new\n"
