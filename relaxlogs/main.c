@@ -513,6 +513,10 @@ static int pump(struct state *s, int force)
         }
         int fd = s->to_stdout ? STDOUT_FILENO : s->ld.fd;
         ssize_t w = write(fd, b->data + b->off, n);
+        if (w == 0) {
+            errno = EIO; /* no progress: treat like an error and retry later */
+            w = -1;
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
