@@ -257,12 +257,20 @@ int compress_pending(struct compressor *c)
     return n;
 }
 
-void compress_stop(struct compressor *c)
+void compress_stop(struct compressor *c, int drain)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
+    if (!drain) {
+        while (c->head != NULL) {
+            struct job *j = c->head;
+            c->head = j->next;
+            free(j);
+        }
+        c->tail = &c->head;
+    }
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);

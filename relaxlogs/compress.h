@@ -24,7 +24,9 @@ void compress_enqueue(struct compressor *c, const char *name);
 /* Number of files queued or being compressed. */
 int compress_pending(struct compressor *c);
 
-/* Finish the queued work, stop the thread and free c. */
-void compress_stop(struct compressor *c);
+/* Stop the thread and free c. With drain set every queued file is
+ * compressed first; otherwise only the file in progress is finished and the
+ * rest stays uncompressed (logdir queues such files again at startup). */
+void compress_stop(struct compressor *c, int drain);
 
 #endif

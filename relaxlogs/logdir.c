@@ -333,9 +333,11 @@ static int find_resume(struct logdir *ld, const struct period *p, char *name, si
             target[n] = '\0';
             struct stat st;
             char tp[4096];
+            /* mtime: after a DST fall-back the link may name the first
+             * 01:00 hour while this is the repeated one. */
             if ((size_t)n < len && period_parse_name(target, &wall, &s, &gz) == 0 && !gz &&
                 wall == p->wall && ld_path(ld, target, tp, sizeof tp) == 0 &&
-                lstat(tp, &st) == 0 && S_ISREG(st.st_mode)) {
+                lstat(tp, &st) == 0 && S_ISREG(st.st_mode) && (int64_t)st.st_mtime >= p->start) {
                 memcpy(name, target, (size_t)n + 1);
                 *seq = s;
                 return 1;
@@ -423,7 +425,7 @@ int logdir_init(struct logdir *ld, const struct logdir_cfg *cfg, int64_t now)
     }
     ld->step = LD_LINK;
     if (logdir_step(ld, now) < 0) {
-        compress_stop(ld->comp);
+        compress_stop(ld->comp, 0);
         ld->comp = NULL;
         close(ld->next_fd);
         return -1;
@@ -438,6 +440,6 @@ void logdir_close(struct logdir *ld)
     if (ld->fd >= 0)
         close(ld->fd);
     ld->fd = ld->next_fd = -1;
-    compress_stop(ld->comp);
+    compress_stop(ld->comp, 0); /* queued files are resumed at the next start */
     ld->comp = NULL;
 }

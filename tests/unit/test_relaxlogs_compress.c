@@ -124,10 +124,49 @@ static void test_background_thread(void **state)
     assert_non_null(c);
     compress_enqueue(c, "log.202601010300");
     compress_enqueue(c, "log.202601010300"); /* duplicate is ignored */
-    compress_stop(c);                        /* finishes the queue */
+    compress_stop(c, 1);                     /* finishes the queue */
     struct stat st;
     assert_int_equal(stat(gz, &st), 0);
     assert_int_equal(stat(src, &st), -1);
+}
+
+static void test_stop_without_drain(void **state)
+{
+    (void)state;
+    char name[64], fpath[256];
+    struct compressor *c = compress_start(dir);
+    assert_non_null(c);
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "log.2026010104%02d", i);
+        path(fpath, sizeof fpath, name);
+        FILE *f = fopen(fpath, "w");
+        assert_non_null(f);
+        for (int k = 0; k < 20000; k++)
+            fprintf(f, "line %d of %d\n", k, i);
+        fclose(f);
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "log.2026010104%02d", i);
+        compress_enqueue(c, name);
+    }
+    compress_stop(c, 0);
+    /* every file is still there in exactly one complete form */
+    int gz = 0, plain = 0;
+    for (int i = 0; i < 20; i++) {
+        struct stat st;
+        snprintf(name, sizeof name, "log.2026010104%02d", i);
+        path(fpath, sizeof fpath, name);
+        int has_plain = stat(fpath, &st) == 0;
+        strcat(fpath, ".gz");
+        int has_gz = stat(fpath, &st) == 0;
+        strcat(fpath, ".tmp");
+        assert_int_equal(stat(fpath, &st), -1);
+        assert_true(has_plain != has_gz);
+        gz += has_gz;
+        plain += has_plain;
+    }
+    assert_true(plain > 0); /* the queue was not drained */
+    (void)gz;
 }
 
 int main(void)
@@ -137,6 +176,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_target_keeps_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_without_drain, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
