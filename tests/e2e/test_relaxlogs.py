@@ -623,3 +623,27 @@ def test_existing_regular_current_is_kept(procs, tmp_path):
         assert f.read() == b"multilog's lines\n"
     assert os.path.islink(os.path.join(d, "current"))
     assert all_output(d) == b"new\n"
+
+
+def test_restart_in_repeated_dst_hour_gets_own_file(procs, tmp_path):
+    # 01:20 EDT, stop; start again at 01:20 EST (an hour later): same wall-clock
+    # name, different period -> log.202611010100.1, the first file untouched.
+    d = str(tmp_path / "logs")
+    clock = FakeClock(str(tmp_path / "faketime.rc"))
+    env_tz = "America/New_York"
+    first, second = lines("edt", 5), lines("est", 5)
+    for when, data in (("2026-11-01 05:20:00", first), ("2026-11-01 06:20:00", second)):
+        clock.set(utc_epoch(when))
+        env = dict(os.environ, TZ=env_tz)
+        env.update(clock.env())
+        r = subprocess.run([RELAXLOGS, "--log-dir", d, "--max-age", "0"], input=data, env=env,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert r.returncode == 0, r.stderr
+        # the kernel stamps real time: put the file's mtime on the faked clock,
+        # as it would be on a machine living through that night
+        t = utc_epoch(when) + 5
+        os.utime(os.path.join(d, os.readlink(os.path.join(d, "current"))), (t, t))
+    assert log_files(d) == ["log.202611010100", "log.202611010100.1"]
+    assert read_log(d, "log.202611010100") == first
+    assert read_log(d, "log.202611010100.1") == second
+    assert os.readlink(os.path.join(d, "current")) == "log.202611010100.1"
