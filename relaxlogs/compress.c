@@ -20,8 +20,7 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         p += w;
@@ -76,8 +75,7 @@ int compress_file(const char *dir, const char *name, char *err, size_t errlen)
     for (;;) {
         ssize_t n = read(in, ibuf, COMPRESS_CHUNK);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             saved = errno;
             what = "read";
             goto fail;
@@ -154,8 +152,7 @@ fail:
     free(ibuf);
     free(obuf);
     close(in);
-    if (out >= 0)
-        close(out);
+    if (out >= 0) close(out);
     unlink(tmp);
     return -1;
 }
@@ -170,10 +167,10 @@ struct compressor {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct job *head, **tail;
-    int busy;   /* worker is compressing a job it took off the queue */
+    int busy; /* worker is compressing a job it took off the queue */
     char busy_name[256];
     int stopping;
-    char *dir;  /* owned */
+    char *dir; /* owned */
 };
 
 static void *compress_main(void *arg)
@@ -184,12 +181,10 @@ static void *compress_main(void *arg)
     for (;;) {
         while (c->head == NULL && !c->stopping)
             pthread_cond_wait(&c->cv, &c->mu);
-        if (c->head == NULL)
-            break;
+        if (c->head == NULL) break;
         struct job *j = c->head;
         c->head = j->next;
-        if (c->head == NULL)
-            c->tail = &c->head;
+        if (c->head == NULL) c->tail = &c->head;
         c->busy = 1;
         snprintf(c->busy_name, sizeof c->busy_name, "%s", j->name);
         pthread_mutex_unlock(&c->mu);
@@ -207,8 +202,7 @@ static void *compress_main(void *arg)
 struct compressor *compress_start(const char *dir)
 {
     struct compressor *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
+    if (c == NULL) return NULL;
     c->dir = strdup(dir);
     if (c->dir == NULL) {
         free(c);
@@ -259,8 +253,7 @@ int compress_pending(struct compressor *c)
 
 void compress_stop(struct compressor *c, int drain)
 {
-    if (c == NULL)
-        return;
+    if (c == NULL) return;
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     if (!drain) {

@@ -37,17 +37,14 @@ static int mkdir_p(const char *dir)
     }
     memcpy(buf, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
+        if (buf[i] != '/' && buf[i] != '\0') continue;
         char c = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
         buf[i] = c;
     }
     struct stat st;
-    if (stat(dir, &st) < 0)
-        return -1;
+    if (stat(dir, &st) < 0) return -1;
     if (!S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
         return -1;
@@ -80,12 +77,10 @@ static int fail(struct logdir *ld, const char *what, const char *name)
 static int ld_open(struct logdir *ld, const char *name, int flags)
 {
     char path[4096];
-    if (ld_path(ld, name, path, sizeof path) < 0)
-        return -1;
+    if (ld_path(ld, name, path, sizeof path) < 0) return -1;
     int fd = open(path, flags | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0 && errno == ENOENT) {
-        if (mkdir_p(ld->cfg->dir) < 0)
-            return -1;
+        if (mkdir_p(ld->cfg->dir) < 0) return -1;
         fd = open(path, flags | O_WRONLY | O_CLOEXEC, 0644);
     }
     return fd;
@@ -95,8 +90,7 @@ static int step_open(struct logdir *ld)
 {
     if (ld->kind == LD_REOPEN) {
         int fd = ld_open(ld, ld->name, O_CREAT | O_APPEND);
-        if (fd < 0)
-            return fail(ld, "reopen", ld->name);
+        if (fd < 0) return fail(ld, "reopen", ld->name);
         snprintf(ld->next_name, sizeof ld->next_name, "%s", ld->name);
         ld->next_fd = fd;
         return 0;
@@ -111,12 +105,10 @@ static int step_open(struct logdir *ld)
             return fail(ld, "create", "log.*");
         }
         snprintf(gz, sizeof gz, "%s.gz", name);
-        if (exists(ld, gz))
-            continue;
+        if (exists(ld, gz)) continue;
         int fd = ld_open(ld, name, O_CREAT | O_EXCL | O_APPEND);
         if (fd < 0) {
-            if (errno == EEXIST)
-                continue;
+            if (errno == EEXIST) continue;
             return fail(ld, "create", name);
         }
         snprintf(ld->next_name, sizeof ld->next_name, "%s", name);
@@ -133,8 +125,7 @@ static int step_link(struct logdir *ld)
     if (ld_path(ld, CURRENT_TMP, tmp, sizeof tmp) < 0 ||
         ld_path(ld, CURRENT_LINK, cur, sizeof cur) < 0)
         return fail(ld, "symlink", CURRENT_LINK);
-    if (unlink(tmp) < 0 && errno != ENOENT)
-        return fail(ld, "unlink", CURRENT_TMP);
+    if (unlink(tmp) < 0 && errno != ENOENT) return fail(ld, "unlink", CURRENT_TMP);
     if (symlink(ld->next_name, tmp) < 0) {
         if (errno != ENOENT || mkdir_p(ld->cfg->dir) < 0 || symlink(ld->next_name, tmp) < 0)
             return fail(ld, "symlink", CURRENT_TMP);
@@ -150,25 +141,21 @@ static int step_link(struct logdir *ld)
         fprintf(stderr, "relaxlogs: %s/current was a regular file; kept as %s\n", ld->cfg->dir,
                 name);
     }
-    if (rename(tmp, cur) < 0)
-        return fail(ld, "rename onto", CURRENT_LINK);
+    if (rename(tmp, cur) < 0) return fail(ld, "rename onto", CURRENT_LINK);
     return 0;
 }
 
 static void compress_scan(struct logdir *ld)
 {
-    if (ld->comp == NULL)
-        return;
+    if (ld->comp == NULL) return;
     DIR *d = opendir(ld->cfg->dir);
-    if (d == NULL)
-        return;
+    if (d == NULL) return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int64_t wall;
         unsigned seq;
         int gz;
-        if (period_parse_name(e->d_name, &wall, &seq, &gz) < 0 || gz)
-            continue;
+        if (period_parse_name(e->d_name, &wall, &seq, &gz) < 0 || gz) continue;
         if (strcmp(e->d_name, ld->name) == 0 ||
             (ld->step != LD_IDLE && strcmp(e->d_name, ld->next_name) == 0))
             continue;
@@ -184,8 +171,7 @@ static void step_finish(struct logdir *ld)
 {
     char old[LD_NAME_MAX];
     snprintf(old, sizeof old, "%s", ld->name);
-    if (ld->fd >= 0)
-        close(ld->fd);
+    if (ld->fd >= 0) close(ld->fd);
     ld->fd = ld->next_fd;
     ld->next_fd = -1;
     snprintf(ld->name, sizeof ld->name, "%s", ld->next_name);
@@ -193,8 +179,7 @@ static void step_finish(struct logdir *ld)
     ld->seq = ld->next_seq;
     struct stat st;
     ld->size = fstat(ld->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    if (ld->comp != NULL && ld->kind != LD_REOPEN && old[0] != '\0' &&
-        strcmp(old, ld->name) != 0)
+    if (ld->comp != NULL && ld->kind != LD_REOPEN && old[0] != '\0' && strcmp(old, ld->name) != 0)
         compress_enqueue(ld->comp, old);
 }
 
@@ -215,13 +200,11 @@ int logdir_step(struct logdir *ld, int64_t now)
         case LD_IDLE:
             return 0;
         case LD_OPEN:
-            if (ld->next_fd < 0 && step_open(ld) < 0)
-                return -1;
+            if (ld->next_fd < 0 && step_open(ld) < 0) return -1;
             ld->step = LD_LINK;
             break;
         case LD_LINK:
-            if (step_link(ld) < 0)
-                return -1;
+            if (step_link(ld) < 0) return -1;
             ld->step = LD_FINISH;
             break;
         case LD_FINISH:
@@ -248,34 +231,28 @@ struct entry {
 static int entry_newest_first(const void *a, const void *b)
 {
     const struct entry *x = a, *y = b;
-    if (x->wall != y->wall)
-        return x->wall < y->wall ? 1 : -1;
-    if (x->seq != y->seq)
-        return x->seq < y->seq ? 1 : -1;
+    if (x->wall != y->wall) return x->wall < y->wall ? 1 : -1;
+    if (x->seq != y->seq) return x->seq < y->seq ? 1 : -1;
     return strcmp(x->name, y->name);
 }
 
 void logdir_purge(struct logdir *ld, int64_t now)
 {
     const struct logdir_cfg *cfg = ld->cfg;
-    if (cfg->max_age <= 0 && cfg->max_files <= 0)
-        return;
+    if (cfg->max_age <= 0 && cfg->max_files <= 0) return;
     DIR *d = opendir(cfg->dir);
-    if (d == NULL)
-        return;
+    if (d == NULL) return;
     struct entry *list = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (strncmp(nm, "log.", 4) != 0 || ends_with(nm, ".tmp"))
-            continue;
+        if (strncmp(nm, "log.", 4) != 0 || ends_with(nm, ".tmp")) continue;
         if (strcmp(nm, ld->name) == 0 ||
             (ld->step != LD_IDLE && ld->next_name[0] && strcmp(nm, ld->next_name) == 0))
             continue;
         struct stat st;
-        if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-            continue;
+        if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) continue;
         if (cfg->max_age > 0 && (int64_t)st.st_mtime < now - cfg->max_age) {
             if (unlinkat(dirfd(d), nm, 0) < 0 && errno != ENOENT)
                 fprintf(stderr, "relaxlogs: purge %s/%s: %s\n", cfg->dir, nm, strerror(errno));
@@ -290,8 +267,7 @@ void logdir_purge(struct logdir *ld, int64_t now)
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
             struct entry *nl = realloc(list, ncap * sizeof *nl);
-            if (nl == NULL)
-                break;
+            if (nl == NULL) break;
             list = nl;
             cap = ncap;
         }
@@ -306,10 +282,8 @@ void logdir_purge(struct logdir *ld, int64_t now)
         long long kept = 1;
         for (size_t i = 0; i < n; i++) {
             int same = i > 0 && list[i].wall == list[i - 1].wall && list[i].seq == list[i - 1].seq;
-            if (!same)
-                kept++;
-            if (kept <= cfg->max_files)
-                continue;
+            if (!same) kept++;
+            if (kept <= cfg->max_files) continue;
             if (unlinkat(dirfd(d), list[i].name, 0) < 0 && errno != ENOENT)
                 fprintf(stderr, "relaxlogs: purge %s/%s: %s\n", cfg->dir, list[i].name,
                         strerror(errno));
@@ -336,8 +310,8 @@ static int find_resume(struct logdir *ld, const struct period *p, char *name, si
             /* mtime: after a DST fall-back the link may name the first
              * 01:00 hour while this is the repeated one. */
             if ((size_t)n < len && period_parse_name(target, &wall, &s, &gz) == 0 && !gz &&
-                wall == p->wall && ld_path(ld, target, tp, sizeof tp) == 0 &&
-                lstat(tp, &st) == 0 && S_ISREG(st.st_mode) && (int64_t)st.st_mtime >= p->start) {
+                wall == p->wall && ld_path(ld, target, tp, sizeof tp) == 0 && lstat(tp, &st) == 0 &&
+                S_ISREG(st.st_mode) && (int64_t)st.st_mtime >= p->start) {
                 memcpy(name, target, (size_t)n + 1);
                 *seq = s;
                 return 1;
@@ -346,14 +320,12 @@ static int find_resume(struct logdir *ld, const struct period *p, char *name, si
     }
     /* No usable link: the newest file of this period modified since it began. */
     DIR *d = opendir(ld->cfg->dir);
-    if (d == NULL)
-        return 0;
+    if (d == NULL) return 0;
     int found = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t nl = strlen(e->d_name);
-        if (nl >= len || period_parse_name(e->d_name, &wall, &s, &gz) < 0 || gz ||
-            wall != p->wall)
+        if (nl >= len || period_parse_name(e->d_name, &wall, &s, &gz) < 0 || gz || wall != p->wall)
             continue;
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
@@ -435,10 +407,8 @@ int logdir_init(struct logdir *ld, const struct logdir_cfg *cfg, int64_t now)
 
 void logdir_close(struct logdir *ld)
 {
-    if (ld->next_fd >= 0 && ld->next_fd != ld->fd)
-        close(ld->next_fd);
-    if (ld->fd >= 0)
-        close(ld->fd);
+    if (ld->next_fd >= 0 && ld->next_fd != ld->fd) close(ld->next_fd);
+    if (ld->fd >= 0) close(ld->fd);
     ld->fd = ld->next_fd = -1;
     compress_stop(ld->comp, 0); /* queued files are resumed at the next start */
     ld->comp = NULL;

@@ -26,11 +26,11 @@
 #include "period.h"
 
 struct logdir_cfg {
-    const char *dir;       /* log directory */
-    int64_t rotation;      /* period length in seconds (> 0) */
-    int64_t max_age;       /* seconds; 0 = no age-based purge */
-    long long max_files;   /* 0 = no count-based purge */
-    uint64_t max_size;     /* bytes; 0 = no size cap */
+    const char *dir;     /* log directory */
+    int64_t rotation;    /* period length in seconds (> 0) */
+    int64_t max_age;     /* seconds; 0 = no age-based purge */
+    long long max_files; /* 0 = no count-based purge */
+    uint64_t max_size;   /* bytes; 0 = no size cap */
     int utc;
     int compress;
 };
@@ -42,11 +42,11 @@ enum ld_kind { LD_NEW_PERIOD, LD_NEXT_SEQ, LD_REOPEN };
 
 struct logdir {
     const struct logdir_cfg *cfg;
-    int fd;                     /* file being written; -1 before init */
-    struct period cur;          /* its period */
-    unsigned seq;               /* its ".N" suffix, 0 for none */
-    char name[LD_NAME_MAX];     /* its name inside dir */
-    uint64_t size;              /* its size in bytes */
+    int fd;                 /* file being written; -1 before init */
+    struct period cur;      /* its period */
+    unsigned seq;           /* its ".N" suffix, 0 for none */
+    char name[LD_NAME_MAX]; /* its name inside dir */
+    uint64_t size;          /* its size in bytes */
 
     /* rotation in progress (step != LD_IDLE) */
     enum ld_step step;
@@ -56,8 +56,8 @@ struct logdir {
     char next_name[LD_NAME_MAX];
     int next_fd;
 
-    struct compressor *comp;    /* NULL unless cfg->compress */
-    char err[512];              /* last failure, for the caller to report */
+    struct compressor *comp; /* NULL unless cfg->compress */
+    char err[512];           /* last failure, for the caller to report */
 };
 
 /* Prepare the directory (create it, remove stale temp files), open the file

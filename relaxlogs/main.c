@@ -36,7 +36,7 @@
 #define IBUF_CAP (MAXLINE + IREAD)    /* a partial line plus one read */
 #define BLK_CAP (MAXLINE + 64 * 1024) /* every piece with its prefix fits a block */
 #define PREFIX_COPY 32                /* --with-time prefix: 29 bytes, copied as 32 */
-#define MIN_READ (64 * 1024)        /* start a new block rather than read less */
+#define MIN_READ (64 * 1024)          /* start a new block rather than read less */
 #define FLUSH_BYTES (1024 * 1024)
 #define FLUSH_NS (100 * 1000000LL)
 #define RETRY_NS (1000 * 1000000LL)
@@ -82,10 +82,10 @@ struct state {
     char *ibuf;
     size_t ilen;
     int eof, reading_done, in_long_line;
-    int64_t batch_sec;    /* wall-clock second of the current read batch */
-    int64_t checked_sec;  /* second for which the period was last checked */
+    int64_t batch_sec;     /* wall-clock second of the current read batch */
+    int64_t checked_sec;   /* second for which the period was last checked */
     struct period qperiod; /* period of the newest queued data */
-    char prefix[48]; /* >= PREFIX_COPY */
+    char prefix[48];       /* >= PREFIX_COPY */
     int prefix_len;
     int64_t prefix_sec;
     int64_t pending_since; /* monotonic ns when the queue became non-empty */
@@ -169,8 +169,7 @@ static void q_push_rotate(struct state *s, enum ld_kind kind, const struct perio
     memset(b, 0, sizeof *b);
     b->kind = BK_ROTATE;
     b->rotate = kind;
-    if (p != NULL)
-        b->period = *p;
+    if (p != NULL) b->period = *p;
     struct blk *old = s->q.tail;
     if (old != NULL)
         old->next = b;
@@ -191,8 +190,7 @@ static void q_pop(struct state *s)
 {
     struct blk *b = s->q.head;
     s->q.head = b->next;
-    if (s->q.head == NULL)
-        s->q.tail = NULL;
+    if (s->q.head == NULL) s->q.tail = NULL;
     if (b->kind == BK_ROTATE) {
         s->q.markers--;
         free(b);
@@ -205,8 +203,7 @@ static void q_pop(struct state *s)
 
 static void note_queued(struct state *s, size_t n)
 {
-    if (s->q.bytes == 0)
-        s->pending_since = mono_ns();
+    if (s->q.bytes == 0) s->pending_since = mono_ns();
     s->q.bytes += n;
 }
 
@@ -214,8 +211,7 @@ static void note_queued(struct state *s, size_t n)
 static struct blk *q_room(struct state *s, size_t need)
 {
     struct blk *t = s->q.tail;
-    if (t == NULL || t->kind != BK_DATA || BLK_CAP - t->len < need)
-        t = q_new_data(s);
+    if (t == NULL || t->kind != BK_DATA || BLK_CAP - t->len < need) t = q_new_data(s);
     return t;
 }
 
@@ -226,8 +222,7 @@ static void refresh_prefix(struct state *s)
     if (s->prefix_sec != s->batch_sec) {
         s->prefix_sec = s->batch_sec;
         s->prefix_len = period_time_prefix(s->batch_sec, s->cfg.utc, s->prefix, sizeof s->prefix);
-        if (s->prefix_len < 0)
-            s->prefix_len = 0;
+        if (s->prefix_len < 0) s->prefix_len = 0;
     }
 }
 
@@ -239,8 +234,7 @@ static void q_put_timed(struct state *s, const char *p, size_t n, int add_nl)
     char *o = t->data + t->len;
     memcpy(o, s->prefix, (size_t)s->prefix_len);
     memcpy(o + s->prefix_len, p, n);
-    if (add_nl)
-        o[need - 1] = '\n';
+    if (add_nl) o[need - 1] = '\n';
     t->len += need;
     note_queued(s, need);
 }
@@ -275,8 +269,7 @@ static void long_line_piece(struct state *s, const char *p)
 static void ingest_plain(struct state *s, int final)
 {
     struct blk *t = s->q.tail;
-    if (t == NULL || t->kind != BK_DATA)
-        return;
+    if (t == NULL || t->kind != BK_DATA) return;
     while (t->pend > 0) {
         char *p = t->data + t->len;
         size_t win = t->pend > MAXLINE + 1 ? MAXLINE + 1 : t->pend;
@@ -310,8 +303,7 @@ static void ingest_plain(struct state *s, int final)
         }
     }
     if (final && t->pend > 0) {
-        if (t->len + t->pend == BLK_CAP)
-            t = q_new_data(s);
+        if (t->len + t->pend == BLK_CAP) t = q_new_data(s);
         t->data[t->len + t->pend] = '\n';
         size_t k = t->pend + 1;
         t->len += k;
@@ -323,8 +315,7 @@ static void ingest_plain(struct state *s, int final)
 
 static size_t partial_len(const struct state *s)
 {
-    if (s->cfg.with_time)
-        return s->ilen;
+    if (s->cfg.with_time) return s->ilen;
     const struct blk *t = s->q.tail;
     return t != NULL && t->kind == BK_DATA ? t->pend : 0;
 }
@@ -345,8 +336,7 @@ static void ingest(struct state *s, int final)
      * a fixed-size prefix copy (the prefix buffer is PREFIX_COPY bytes, the
      * excess is overwritten by the line) and one memcpy per line. */
     struct blk *t = s->q.tail;
-    if (t == NULL || t->kind != BK_DATA)
-        t = q_new_data(s);
+    if (t == NULL || t->kind != BK_DATA) t = q_new_data(s);
     char *o = t->data + t->len, *oend = t->data + BLK_CAP;
     size_t queued = 0;
     while (p < end) {
@@ -386,15 +376,13 @@ static void ingest(struct state *s, int final)
         s->in_long_line = 0;
     }
     s->ilen = (size_t)(end - p);
-    if (s->ilen > 0 && p != s->ibuf)
-        memmove(s->ibuf, p, s->ilen);
+    if (s->ilen > 0 && p != s->ibuf) memmove(s->ibuf, p, s->ilen);
 }
 
 /* Per read batch: queue a switch when this batch belongs to a new period. */
 static void check_period(struct state *s)
 {
-    if (s->to_stdout || s->batch_sec == s->checked_sec)
-        return;
+    if (s->to_stdout || s->batch_sec == s->checked_sec) return;
     s->checked_sec = s->batch_sec;
     struct period p;
     period_of(s->batch_sec, s->ldcfg.rotation, s->cfg.utc, &p);
@@ -426,20 +414,17 @@ static size_t chunk_len(struct state *s, struct blk *b)
 {
     size_t avail = b->len - b->off;
     const char *p = b->data + b->off;
-    if (s->to_stdout || s->cfg.max_size == 0)
-        return avail;
+    if (s->to_stdout || s->cfg.max_size == 0) return avail;
     if (b->off > 0 && b->data[b->off - 1] != '\n') {
         /* finish a line a short write left half-done, whatever the size */
         const char *nl = memchr(p, '\n', avail);
         return nl ? (size_t)(nl + 1 - p) : avail;
     }
     uint64_t size = s->ld.size, max = s->cfg.max_size;
-    if (size + avail <= max)
-        return avail;
+    if (size + avail <= max) return avail;
     size_t allowed = size < max ? (size_t)(max - size) : 0;
     const char *cut = allowed ? memrchr(p, '\n', allowed) : NULL;
-    if (cut != NULL)
-        return (size_t)(cut + 1 - p);
+    if (cut != NULL) return (size_t)(cut + 1 - p);
     if (size == 0) {
         const char *nl = memchr(p, '\n', avail); /* one line bigger than the cap */
         return nl ? (size_t)(nl + 1 - p) : avail;
@@ -452,8 +437,7 @@ static size_t chunk_len(struct state *s, struct blk *b)
  * data, -1 when blocked by an error (retry later). */
 static int pump(struct state *s, int force)
 {
-    if (s->q.head == NULL)
-        return 0;
+    if (s->q.head == NULL) return 0;
     if (!force && s->q.markers == 0 && s->q.bytes < s->flush_bytes &&
         mono_ns() - s->pending_since < FLUSH_NS)
         return 0;
@@ -494,8 +478,7 @@ static int pump(struct state *s, int force)
             if (b == s->q.tail) {
                 /* keep the block for the next read; an incomplete line moves
                  * to its front */
-                if (b->pend > 0 && b->len > 0)
-                    memmove(b->data, b->data + b->len, b->pend);
+                if (b->pend > 0 && b->len > 0) memmove(b->data, b->data + b->len, b->pend);
                 b->off = b->len = 0;
                 break;
             }
@@ -518,8 +501,7 @@ static int pump(struct state *s, int force)
             w = -1;
         }
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             if (s->to_stdout && (errno == EPIPE || errno == EBADF)) {
                 fprintf(stderr, "relaxlogs: write stdout: %s; %" PRIu64 " bytes lost\n",
                         strerror(errno), s->q.bytes);
@@ -532,8 +514,7 @@ static int pump(struct state *s, int force)
         }
         b->off += (size_t)w;
         s->q.bytes -= (uint64_t)w;
-        if (!s->to_stdout)
-            s->ld.size += (uint64_t)w;
+        if (!s->to_stdout) s->ld.size += (uint64_t)w;
     }
     if (s->blocked) {
         fprintf(stderr, "relaxlogs: writing again; nothing was lost\n");
@@ -559,13 +540,11 @@ static int read_stdin(struct state *s)
             t = q_new_data(s);
         dst = t->data + t->len + t->pend;
         room = BLK_CAP - t->len - t->pend;
-        if (room > IREAD)
-            room = IREAD;
+        if (room > IREAD) room = IREAD;
     }
     ssize_t n = read(STDIN_FILENO, dst, room);
     if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN)
-            return 0;
+        if (errno == EINTR || errno == EAGAIN) return 0;
         fprintf(stderr, "relaxlogs: read stdin: %s\n", strerror(errno));
         n = 0;
     }
@@ -574,10 +553,8 @@ static int read_stdin(struct state *s)
     else
         t->pend += (size_t)n;
     s->batch_sec = wall_sec();
-    if (partial_len(s) > 0)
-        check_period(s); /* no empty file for a period without lines */
-    if (n == 0)
-        s->eof = 1;
+    if (partial_len(s) > 0) check_period(s); /* no empty file for a period without lines */
+    if (n == 0) s->eof = 1;
     ingest(s, n == 0);
     return n > 0;
 }
@@ -625,13 +602,11 @@ static int run(struct state *s, const sigset_t *waitmask)
         }
         if (sig_hup) {
             sig_hup = 0;
-            if (!s->to_stdout)
-                q_push_rotate(s, LD_REOPEN, NULL);
+            if (!s->to_stdout) q_push_rotate(s, LD_REOPEN, NULL);
         }
         if (sig_alrm) {
             sig_alrm = 0;
-            if (!s->to_stdout)
-                q_push_rotate(s, LD_NEXT_SEQ, NULL);
+            if (!s->to_stdout) q_push_rotate(s, LD_NEXT_SEQ, NULL);
         }
 
         int64_t now = mono_ns();
@@ -646,13 +621,10 @@ static int run(struct state *s, const sigset_t *waitmask)
         }
         int finishing = s->eof || s->reading_done;
         int empty_q = s->q.bytes == 0 && s->q.markers == 0;
-        if (finishing && empty_q &&
-            (s->to_stdout || s->ld.step == LD_IDLE))
-            return 0;
+        if (finishing && empty_q && (s->to_stdout || s->ld.step == LD_IDLE)) return 0;
 
         /* Write when due (or retry when it is time). */
-        if (!s->blocked || now >= s->retry_at)
-            pump(s, finishing || term_seen);
+        if (!s->blocked || now >= s->retry_at) pump(s, finishing || term_seen);
         empty_q = s->q.bytes == 0 && s->q.markers == 0;
 
         int can_read = !finishing && s->q.bytes < s->cfg.buffer_size;
@@ -663,13 +635,10 @@ static int run(struct state *s, const sigset_t *waitmask)
             timeout = finishing ? 0 : s->pending_since + FLUSH_NS - mono_ns();
         if (term_seen && can_read) {
             int64_t t2 = partial_len(s) > 0 ? term_deadline - mono_ns() : 0;
-            if (timeout < 0 || t2 < timeout)
-                timeout = t2;
+            if (timeout < 0 || t2 < timeout) timeout = t2;
         }
-        if (timeout != -1 && timeout < 0)
-            timeout = 0;
-        if (finishing && !s->blocked)
-            continue;
+        if (timeout != -1 && timeout < 0) timeout = 0;
+        if (finishing && !s->blocked) continue;
         struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
         struct timespec ts, *tsp = NULL;
         if (timeout >= 0) {
@@ -679,8 +648,7 @@ static int run(struct state *s, const sigset_t *waitmask)
         }
         int rc = ppoll(&pfd, can_read ? 1 : 0, tsp, waitmask);
         if (rc < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             fprintf(stderr, "relaxlogs: poll: %s\n", strerror(errno));
             return 1;
         }
@@ -709,8 +677,8 @@ int main(int argc, char **argv)
         {"log-dir", 0, FLAG_STRING, &log_dir, "DIR",
          "Directory to store logfiles (empty or \"stdout\": write to stdout)", NULL, NULL},
         {"rotation-time", 0, FLAG_INT, &s->cfg.rotation_min, "MIN",
-         "The time between log file rotations in minutes, on the local clock (default: 60)",
-         NULL, NULL},
+         "The time between log file rotations in minutes, on the local clock (default: 60)", NULL,
+         NULL},
         {"max-age", 0, FLAG_INT, &s->cfg.max_age_min, "MIN",
          "Maximum age of files (based on mtime), in minutes; 0 keeps all (default: 1440)", NULL,
          NULL},
@@ -723,11 +691,10 @@ int main(int argc, char **argv)
          "(default: 64MiB)",
          NULL, NULL},
         {"max-files", 0, FLAG_INT, &s->cfg.max_files, "N",
-         "Keep at most N log files, the current one included (default: 0, no limit)", NULL,
-         NULL},
+         "Keep at most N log files, the current one included (default: 0, no limit)", NULL, NULL},
         {"max-size", 0, FLAG_SIZE, &s->cfg.max_size, "SIZE",
-         "Start a new file log.*.1, .2, ... when a file would exceed SIZE (default: none)",
-         NULL, NULL},
+         "Start a new file log.*.1, .2, ... when a file would exceed SIZE (default: none)", NULL,
+         NULL},
         {"compress", 0, FLAG_BOOL, &s->cfg.compress, NULL,
          "gzip finished files in the background (log.*.gz)", NULL, NULL},
         {"version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL},
@@ -750,8 +717,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (s->cfg.rotation_min <= 0 || s->cfg.rotation_min > 60LL * 24 * 366) {
-        fprintf(stderr, "relaxlogs: invalid value \"%lld\" for --rotation-time: must be 1..%lld "
-                        "minutes\n", s->cfg.rotation_min, 60LL * 24 * 366);
+        fprintf(stderr,
+                "relaxlogs: invalid value \"%lld\" for --rotation-time: must be 1..%lld "
+                "minutes\n",
+                s->cfg.rotation_min, 60LL * 24 * 366);
         return 1;
     }
     if (s->cfg.max_age_min < 0 || s->cfg.max_age_min > INT64_MAX / 120) {
@@ -769,8 +738,7 @@ int main(int argc, char **argv)
         return 1;
     }
     s->flush_bytes = s->cfg.buffer_size / 2 < FLUSH_BYTES ? s->cfg.buffer_size / 2 : FLUSH_BYTES;
-    if (s->flush_bytes == 0)
-        s->flush_bytes = 1;
+    if (s->flush_bytes == 0) s->flush_bytes = 1;
     sigset_t waitmask;
     setup_signals(&waitmask);
     s->to_stdout = log_dir[0] == '\0' || strcmp(log_dir, "stdout") == 0;
@@ -802,14 +770,12 @@ int main(int argc, char **argv)
         s->checked_sec = now;
         period_of(now, s->ldcfg.rotation, s->cfg.utc, &s->qperiod);
     }
-    if (s->cfg.with_time)
-        s->ibuf = xmalloc(IBUF_CAP);
+    if (s->cfg.with_time) s->ibuf = xmalloc(IBUF_CAP);
     s->prefix_sec = INT64_MIN;
     /* A bigger pipe means fewer, larger reads; harmless if refused. */
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, IREAD);
     int rc = run(s, &waitmask);
-    if (!s->to_stdout)
-        logdir_close(&s->ld);
+    if (!s->to_stdout) logdir_close(&s->ld);
     free(s->ibuf);
     while (s->q.head != NULL)
         q_pop(s);

@@ -1,6 +1,7 @@
 /* Unit tests for relaxlogs/compress.c: a finished log becomes a valid gzip
  * with the same bytes and mtime, the original is removed only afterwards, and
  * a failure leaves the original and no temp file. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>

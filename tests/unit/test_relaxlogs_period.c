@@ -116,13 +116,11 @@ static void test_new_york_spring_forward(void **state)
     /* 2026-03-08 02:00 EST (07:00Z) -> 03:00 EDT */
     expect_period(utc(2026, 3, 8, 6, 59, 59), 3600, 0, "log.202603080100",
                   utc(2026, 3, 8, 6, 0, 0));
-    expect_period(utc(2026, 3, 8, 7, 0, 0), 3600, 0, "log.202603080300",
-                  utc(2026, 3, 8, 7, 0, 0));
+    expect_period(utc(2026, 3, 8, 7, 0, 0), 3600, 0, "log.202603080300", utc(2026, 3, 8, 7, 0, 0));
     /* daily: a 23-hour day */
     expect_period(utc(2026, 3, 9, 3, 59, 59), 86400, 0, "log.202603080000",
                   utc(2026, 3, 8, 5, 0, 0));
-    expect_period(utc(2026, 3, 9, 4, 0, 0), 86400, 0, "log.202603090000",
-                  utc(2026, 3, 9, 4, 0, 0));
+    expect_period(utc(2026, 3, 9, 4, 0, 0), 86400, 0, "log.202603090000", utc(2026, 3, 9, 4, 0, 0));
 }
 
 static void test_skipped_midnight(void **state)
@@ -161,10 +159,18 @@ static void test_names(void **state)
     assert_int_equal(period_parse_name("log.202602030405.gz", &wall, &seq, &gz), 0);
     assert_int_equal(seq, 0);
     assert_int_equal(gz, 1);
-    const char *bad[] = {"current", "log.", "log.2026020304", "log.202602030405.gz.tmp",
-                         "log.202602030405.0", "log.202613030405", "log.202602030460",
-                         "log.202602030405x", "log.202602030405.1.2", "xlog.202602030405",
-                         "log.202602030405.gzip", "log.20260203040a"};
+    const char *bad[] = {"current",
+                         "log.",
+                         "log.2026020304",
+                         "log.202602030405.gz.tmp",
+                         "log.202602030405.0",
+                         "log.202613030405",
+                         "log.202602030460",
+                         "log.202602030405x",
+                         "log.202602030405.1.2",
+                         "xlog.202602030405",
+                         "log.202602030405.gzip",
+                         "log.20260203040a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(period_parse_name(bad[i], &wall, &seq, &gz), -1);
 }
@@ -203,8 +209,7 @@ static void test_contiguous_year(void **state)
         assert_true(p.start <= t);
         if (p.start != prev.start) {
             assert_int_equal(p.start, t); /* a period starts exactly when the old one ends */
-            if (p.wall <= prev.wall)
-                repeats++;
+            if (p.wall <= prev.wall) repeats++;
             prev = p;
         }
     }
