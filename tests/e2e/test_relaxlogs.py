@@ -647,3 +647,31 @@ def test_restart_in_repeated_dst_hour_gets_own_file(procs, tmp_path):
     assert read_log(d, "log.202611010100") == first
     assert read_log(d, "log.202611010100.1") == second
     assert os.readlink(os.path.join(d, "current")) == "log.202611010100.1"
+
+
+def test_disk_full_across_a_rotation(procs, tmp_path, small_tmpfs):
+    # Lines read while the disk is full still go to the file of the period in
+    # which they were read; the queued rotation happens when space returns.
+    d = os.path.join(small_tmpfs, "logs")
+    clock = FakeClock(str(tmp_path / "faketime.rc"))
+    clock.set(utc_epoch("2026-01-01 00:10:00"))
+    p = start(procs, tmp_path, ["--log-dir", d, "--max-age", "0"], clock=clock)
+    a = lines("a", 10)
+    send(p, a)
+    wait_written(d, a)
+    fill(os.path.join(small_tmpfs, "filler"))
+    b = lines("b", 3000)
+    send(p, b)
+    wait_for(lambda: "No space left" in stderr_text(tmp_path), timeout=30, what="ENOSPC")
+    clock.set(utc_epoch("2026-01-01 01:10:00"))
+    time.sleep(0.1)
+    c = lines("c", 3000)
+    send(p, c)
+    time.sleep(1.5)
+    assert read_log(d, "log.202601010000") != a + b  # b cannot all be there yet
+    os.unlink(os.path.join(small_tmpfs, "filler"))
+    wait_written(d, a + b + c, timeout=30)
+    finish(p)
+    assert read_log(d, "log.202601010000") == a + b
+    assert read_log(d, "log.202601010100") == c
+    assert os.readlink(os.path.join(d, "current")) == "log.202601010100"
