@@ -40,7 +40,7 @@ pkgcflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
 all:
 
 include lib/module.mk
-include $(sort $(wildcard */module.mk))
+include $(sort $(filter-out lib/module.mk,$(wildcard */module.mk)))
 
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
