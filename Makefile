@@ -28,7 +28,7 @@ LIBOPSKIT := $(BUILD)/libopskit.a
 # Filled in by the module.mk files.
 PROGRAMS  :=
 MANPAGES  :=
-DEPS_PKGS := build-essential pkg-config libcmocka-dev python3-pytest clang libclang-rt-14-dev
+DEPS_PKGS := build-essential pkg-config libcmocka-dev python3-pytest python3-pytest-timeout clang libclang-rt-14-dev
 LIB_SRCS  :=
 FUZZERS   :=
 
