@@ -586,6 +586,32 @@ static void setup_signals(sigset_t *waitmask)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* HUP and ALRM become markers in the output queue, in order with the data.
+ * ppoll only runs handlers when it is interrupted; a signal that arrived
+ * together with data stays pending (blocked) after a successful ppoll, so it
+ * is collected here before that data is read. */
+static void queue_signals(struct state *s)
+{
+    sigset_t ours;
+    sigemptyset(&ours);
+    sigaddset(&ours, SIGTERM);
+    sigaddset(&ours, SIGINT);
+    sigaddset(&ours, SIGHUP);
+    sigaddset(&ours, SIGALRM);
+    const struct timespec zero = {0, 0};
+    int sig;
+    while ((sig = sigtimedwait(&ours, NULL, &zero)) > 0)
+        on_signal(sig);
+    if (sig_hup) {
+        sig_hup = 0;
+        if (!s->to_stdout) q_push_rotate(s, LD_REOPEN, NULL);
+    }
+    if (sig_alrm) {
+        sig_alrm = 0;
+        if (!s->to_stdout) q_push_rotate(s, LD_NEXT_SEQ, NULL);
+    }
+}
+
 static int run(struct state *s, const sigset_t *waitmask)
 {
     int64_t term_deadline = 0;
@@ -600,14 +626,7 @@ static int run(struct state *s, const sigset_t *waitmask)
                     s->q.bytes);
             return 1;
         }
-        if (sig_hup) {
-            sig_hup = 0;
-            if (!s->to_stdout) q_push_rotate(s, LD_REOPEN, NULL);
-        }
-        if (sig_alrm) {
-            sig_alrm = 0;
-            if (!s->to_stdout) q_push_rotate(s, LD_NEXT_SEQ, NULL);
-        }
+        queue_signals(s);
 
         int64_t now = mono_ns();
         if (term_seen && !s->reading_done && !s->eof) {
@@ -653,6 +672,9 @@ static int run(struct state *s, const sigset_t *waitmask)
             return 1;
         }
         if (rc > 0 && can_read && (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+            /* A signal that arrived with the data is handled first: lines
+             * read after it belong after the switch. */
+            queue_signals(s);
             read_stdin(s);
         } else if (rc == 0 && term_seen && can_read && !s->eof) {
             /* nothing more arrived: what was sent before TERM has been read */

@@ -675,3 +675,34 @@ def test_disk_full_across_a_rotation(procs, tmp_path, small_tmpfs):
     assert read_log(d, "log.202601010000") == a + b
     assert read_log(d, "log.202601010100") == c
     assert os.readlink(os.path.join(d, "current")) == "log.202601010100"
+
+
+def test_rotation_resumes_after_a_failed_step(procs, tmp_path):
+    # Make the LINK step fail (its temp name is a non-empty directory): the
+    # new file exists but `current` keeps pointing at the old, complete one;
+    # lines wait in memory; once the obstacle is gone the rotation finishes
+    # from that step and the lines land in the new file.
+    d = str(tmp_path / "logs")
+    p = start(procs, tmp_path, ["--log-dir", d])
+    a = lines("a", 10)
+    send(p, a)
+    wait_written(d, a)
+    first = os.readlink(os.path.join(d, "current"))
+    blocker = os.path.join(d, ".current.tmp")
+    os.makedirs(os.path.join(blocker, "x"))
+    p.send_signal(signal.SIGALRM)
+    b = lines("b", 10)
+    send(p, b)
+    wait_for(lambda: "current.tmp" in stderr_text(tmp_path), timeout=15, what="LINK failure")
+    time.sleep(1.2)  # at least one retry
+    assert os.readlink(os.path.join(d, "current")) == first
+    assert read_log(d, first) == a, (stderr_text(tmp_path), os.listdir(d), len(read_log(d, first)))
+    assert os.path.exists(os.path.join(d, first + ".1"))  # OPEN done, not redone
+    assert read_log(d, first + ".1") == b""
+    shutil.rmtree(blocker)
+    wait_for(lambda: os.readlink(os.path.join(d, "current")) == first + ".1", timeout=15,
+             what="rotation resumed")
+    wait_written(d, a + b)
+    finish(p)
+    assert log_files(d) == [first, first + ".1"]
+    assert read_log(d, first + ".1") == b
