@@ -453,6 +453,7 @@ int main(int argc, char **argv)
     int64_t cto = 60000000000LL, sto = 3600000000000LL;
     int compression = 0, map_seen = 0;
     uint64_t maxmsg = WSG_MAX_MESSAGE;
+    int64_t ping_iv = 0, ping_to = -1;
     const struct flag_spec specs[] = {
         { "map", 0, FLAG_STRING, &map_path, "FILE",
           "Listen port and upstream url mapping file (required)", NULL, &map_seen },
@@ -477,6 +478,11 @@ int main(int argc, char **argv)
           "OAuth2 token endpoint (default: https://oauth2.googleapis.com/token)", NULL, NULL },
         { "ca-file", 0, FLAG_STRING, &ca_file, "FILE",
           "Extra CA certificate (PEM) to trust for wss:// and the token endpoint", NULL, NULL },
+        { "ping-interval", 0, FLAG_DURATION, &ping_iv, "DURATION",
+          "Send a WebSocket ping this often; 0 = never (default: 0)", NULL, NULL },
+        { "ping-timeout", 0, FLAG_DURATION, &ping_to, "DURATION",
+          "Drop a tunnel whose server gave no sign of life this long (default: 3x "
+          "--ping-interval)", NULL, NULL },
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted (default 64MiB)", NULL, NULL },
         { "version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
@@ -539,6 +545,8 @@ int main(int argc, char **argv)
     cl.opts.dial_timeout = (double)cto / 1e9;
     cl.opts.write_timeout = 10.;
     cl.opts.max_message = maxmsg;
+    cl.opts.ping_interval = (double)ping_iv / 1e9;
+    cl.opts.ping_timeout = ping_to < 0 ? 3 * cl.opts.ping_interval : (double)ping_to / 1e9;
     cl.connect_timeout = (double)cto / 1e9;
     cl.shutdown_timeout = (double)sto / 1e9;
     cl.worker.loop = cl.loop;

@@ -408,6 +408,7 @@ int main(int argc, char **argv)
     int64_t sto = 86400000000000LL, fresh = 3600000000000LL;
     int compression = 0, dump = 0;
     uint64_t maxmsg = WSG_MAX_MESSAGE;
+    int64_t ping_iv = 0, ping_to = -1;
     const struct flag_spec specs[] = {
         { "listen", 0, FLAG_STRING, &listen_addr, "ADDR",
           "Address to listen to (default 127.0.0.1:8086)", NULL, NULL },
@@ -430,6 +431,11 @@ int main(int argc, char **argv)
           "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL },
         { "dump-tcp", 0, FLAG_FUNC, &dump, "N",
           "Dump TCP. 0 = disable, 1 = src to dest, 2 = both", parse_dump, NULL },
+        { "ping-interval", 0, FLAG_DURATION, &ping_iv, "DURATION",
+          "Send a WebSocket ping this often; 0 = never (default 0)", NULL, NULL },
+        { "ping-timeout", 0, FLAG_DURATION, &ping_to, "DURATION",
+          "Drop a tunnel whose client gave no sign of life this long (default 3x "
+          "-ping-interval)", NULL, NULL },
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
           "(default 64MiB)", NULL, NULL },
@@ -458,6 +464,8 @@ int main(int argc, char **argv)
     srv.opts.write_timeout = (double)wto / 1e9;
     srv.opts.dump_tcp = dump;
     srv.opts.max_message = maxmsg;
+    srv.opts.ping_interval = (double)ping_iv / 1e9;
+    srv.opts.ping_timeout = ping_to < 0 ? 3 * srv.opts.ping_interval : (double)ping_to / 1e9;
     srv.shutdown_timeout = (double)sto / 1e9;
     if (wsg_map_load(&srv.map, map_path, err, sizeof err) < 0) {
         fprintf(stderr, "wsgate-server: %s\n", err);

@@ -21,6 +21,7 @@ static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
+static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names)
 {
@@ -41,6 +42,8 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     t->timer.data = t;
     ev_init(&t->dump_timer, dump_timer_cb);
     t->dump_timer.data = t;
+    ev_init(&t->ping_timer, ping_timer_cb);
+    t->ping_timer.data = t;
     w->open++;
     return t;
 }
@@ -349,6 +352,7 @@ static void ws_read_some(struct tunnel *t)
         ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
         if (n > 0) {
             t->ws_rlen += (size_t)n;
+            t->last_alive = ev_now(t->w->loop);
             ws_pump(t);
             if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
                 return; /* drained for now */
@@ -414,6 +418,7 @@ static void ws_flush(struct tunnel *t)
             return;
         }
         size_t k = (size_t)n < t->ws_out_len ? (size_t)n : t->ws_out_len;
+        t->last_tx = ev_now(t->w->loop);
         if (k > 0) {
             t->ws_out += k;
             t->ws_out_len -= k;
@@ -526,6 +531,40 @@ static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     tunnel_close(t);
 }
 
+/* Keepalive: a ping every ping_interval; a peer that gave no sign of life
+ * for ping_timeout is dropped. While we are not reading the WebSocket
+ * ourselves (back-pressure) the silence is ours, not the peer's. */
+static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)revents;
+    struct tunnel *t = tm->data;
+    ev_tstamp now = ev_now(loop);
+    if (t->state != TUNNEL_OPEN)
+        return;
+    if (!ws_can_read(t))
+        t->last_alive = now;
+    /* our output is stuck behind a slow reader that still makes progress:
+     * its pong waits behind our data */
+    if ((t->ws_out_len > 0 || t->ctrl_len > 0) && t->last_tx > t->last_alive)
+        t->last_alive = t->last_tx;
+    double limit = t->w->opts->ping_timeout;
+    if (limit > 0 && now - t->last_alive >= limit) {
+        t->failed = true;
+        set_where(t, t->names->ws_read);
+        tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "ping timeout: peer silent", NULL,
+                   NULL);
+        tunnel_close(t);
+        return;
+    }
+    uint8_t payload[8];
+    uint64_t ms = (uint64_t)(now * 1000);
+    for (int i = 0; i < 8; i++)
+        payload[i] = (uint8_t)(ms >> (56 - 8 * i));
+    queue_ctrl(t, WS_OP_PING, payload, sizeof payload);
+    ws_flush(t);
+    tunnel_after_event(t);
+}
+
 /* ---- after every event ---- */
 
 static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
@@ -580,6 +619,11 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
         return;
     }
     t->state = TUNNEL_OPEN;
+    t->last_alive = ev_now(t->w->loop);
+    if (t->w->opts->ping_interval > 0) {
+        ev_timer_set(&t->ping_timer, t->w->opts->ping_interval, t->w->opts->ping_interval);
+        ev_timer_start(t->w->loop, &t->ping_timer);
+    }
     tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
     if (len > WSG_BUF_SIZE)
         len = WSG_BUF_SIZE;
@@ -600,6 +644,7 @@ void tunnel_close(struct tunnel *t)
     ev_io_stop(loop, &t->tcp_wio);
     ev_timer_stop(loop, &t->timer);
     ev_timer_stop(loop, &t->dump_timer);
+    ev_timer_stop(loop, &t->ping_timer);
     if (t->state != TUNNEL_HANDSHAKE) {
         dump_flush(t, 0);
         dump_flush(t, 1);

@@ -46,6 +46,8 @@ struct wsg_opts {
     double handshake_timeout; /* seconds */
     double dial_timeout;
     double write_timeout;     /* bounds the close handshake and handshake writes */
+    double ping_interval;     /* send a ping this often (0 = never) */
+    double ping_timeout;      /* drop a peer silent this long while we could read */
     int dump_tcp;             /* 0 off, 1 ws→tcp, 2 both (server) */
     uint64_t max_message;     /* max payload of one received message, 0 = none */
 };
@@ -101,6 +103,9 @@ struct tunnel {
 
     ev_timer timer;          /* handshake / close-handshake deadline */
     ev_timer dump_timer;
+    ev_timer ping_timer;
+    ev_tstamp last_alive;    /* last byte received from the peer */
+    ev_tstamp last_tx;       /* last write progress towards the peer */
 
     /* accounting and log fields */
     uint64_t nread, nwrite;  /* payload bytes received / sent over the WebSocket */

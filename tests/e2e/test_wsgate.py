@@ -77,6 +77,30 @@ def tcp_peer():
         s.server_close()
 
 
+def listening(port):
+    """Is something listening on port? (without connecting: a probe connection
+    to wsgate-client would open a tunnel of its own)"""
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_listening(port, proc=None, timeout=15):
+    def ok():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("exited with %s before listening" % proc.returncode)
+        return listening(port)
+    wait_for(ok, timeout=timeout, what="listener on %d" % port)
+
+
 def read_log(path):
     out = []
     with open(path, "rb") as f:
@@ -114,7 +138,7 @@ class Gate:
             self.client = procs.start([CLIENT, "--map", str(cmap), *client_args],
                                       stderr=open(self.clog, "wb"))
             for p in self.cports.values():
-                wait_port(p, proc=self.client)
+                wait_listening(p, proc=self.client)
 
     def url(self, name):
         return "ws://127.0.0.1:%d/proxy/%s" % (self.port, name)
@@ -287,7 +311,6 @@ def test_memcached_through_client_and_server(procs, tmp_path):
             assert d
             buf += d
         assert buf == b"STORED\r\nVALUE big 0 %d\r\n" % len(val) + val + b"\r\nEND\r\n"
-    # (wait_port's probe connection is a tunnel too)
     big = wait_for(lambda: [e for e in g.finals() if e["read"] > 1000000],
                    what="final log line of the big transfer")[0]
     fin = g.finals()
@@ -498,7 +521,7 @@ def start_client(procs, tmp_path, url, args=(), name="c"):
     cmap.write_text("# comment\n\n127.0.0.1:%d,%s\n" % (port, url))
     log = tmp_path / ("%s.log" % name)
     p = procs.start([CLIENT, "--map", str(cmap), *args], stderr=open(log, "wb"))
-    wait_port(port, proc=p)
+    wait_listening(port, proc=p)
     return port, p, log
 
 
@@ -901,3 +924,38 @@ def test_unix_socket_upstream(procs, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# ---------------------------------------------------------------- keepalive
+
+def test_ping_keepalive(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-ping-interval", "100ms", "-ping-timeout", "600ms"])
+
+    async def main():
+        # websockets answers pings: an idle tunnel outlives the timeout
+        async with websockets.connect(g.url("echo"), compression=None,
+                                      ping_interval=None) as ws:
+            await asyncio.sleep(1.5)
+            await ws.send(b"still here")
+            assert await ws.recv() == b"still here"
+    arun(main())
+
+    # a raw client that never answers: pinged, then dropped
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+    s.sendall(upgrade_request("echo"))
+    buf = b""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+    elapsed = time.monotonic() - t0
+    s.close()
+    frames = buf.partition(b"\r\n\r\n")[2]
+    assert frames[:1] == b"\x89", frames[:16]  # a ping came first
+    assert elapsed < 8
+    fin = wait_for(lambda: [e for e in g.finals() if e["status"] == "Failed"], what="drop")
+    assert any("ping timeout" in e.get("error", "") for e in g.server_log())
+    assert fin
