@@ -7,7 +7,7 @@ PS_CORE_SRCS := process-status/procfs.c process-status/state.c process-status/sc
 PS_SRCS      := process-status/main.c $(PS_CORE_SRCS)
 # Linked statically (saves the dynamic loader's ~0.2 ms and ~1 MiB RSS per run: the
 # agent runs us every minute), except in sanitizer builds, which cannot be static.
-PS_STATIC := $(if $(findstring sanitize,$(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)),,-static)
+PS_STATIC := $(if $(findstring sanitize,$(SAN_FLAGS) $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)),,-static)
 $(BUILD)/mackerel-plugin-linux-process-status: $(call objs,$(PS_SRCS)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(PS_STATIC) -o $@ $^
 $(BUILD)/tests/unit/test_process_status: $(call objs,$(PS_CORE_SRCS))
