@@ -21,6 +21,7 @@
 #include "tunnel.h"
 #include "version.h"
 #include "ws.h"
+#include "ws_deflate.h"
 #include "ws_handshake.h"
 #include "wsgate.h"
 
@@ -47,6 +48,8 @@ struct client {
     const char **headers;
     size_t nheaders;
     struct wsg_token_source *token;
+    struct ws_pmd_params offer; /* permessage-deflate offer (--enable-compression) */
+    char offer_str[128];
     ev_signal sigterm;
     ev_timer shutdown_timer;
     int shutting_down;
@@ -136,11 +139,18 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         hs_fail(t, why);
         return;
     }
-    if (h->hc.extensions && *h->hc.extensions) {
-        snprintf(why, sizeof why, "Dial to \"%s\" fail: server accepted an extension we did "
-                 "not offer: %s", h->l->url, h->hc.extensions);
+    struct client *cl = h->l->cl;
+    struct ws_pmd_params agreed;
+    int pr = ws_pmd_client_accept(h->hc.extensions, &cl->offer, &agreed);
+    if (pr < 0 || (pr == 1 && !cl->opts.compression)) {
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: bad Sec-WebSocket-Extensions answer: %s",
+                 h->l->url, h->hc.extensions ? h->hc.extensions : "");
         hs_fail(t, why);
         return;
+    }
+    if (pr == 1) {
+        t->pmd_on = true;
+        ws_pmd_init(&t->pmd, &agreed, WS_ROLE_CLIENT, cl->opts.max_message, 1, 8);
     }
     if (h->hc.protocol && strcmp(h->hc.protocol, WSG_HALF_CLOSE_PROTOCOL) == 0)
         t->half_close = true;
@@ -220,6 +230,7 @@ static void dial_done(void *arg, int fd, const char *error)
     cfg.target = h->l->target;
     cfg.origin = h->l->origin;
     cfg.protocol = WSG_HALF_CLOSE_PROTOCOL;
+    cfg.extensions = cl->opts.compression ? cl->offer_str : NULL;
     cfg.headers = hdrs;
     cfg.nheaders = nh;
     ssize_t n = ws_hs_client_request(&h->hc, &cfg, h->req, sizeof h->req);
@@ -528,9 +539,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (compression)
-        jsonlog(JSONLOG_WARN, "permessage-deflate is not offered by this version; "
-                              "connections run uncompressed");
+    cl.opts.compression = compression;
+    cl.offer.client_max_window_bits_novalue = true;
+    cl.offer.client_no_context_takeover = true; /* bounded memory per tunnel */
+    if (ws_pmd_format(&cl.offer, cl.offer_str, sizeof cl.offer_str) < 0)
+        cl.opts.compression = 0;
     int n = mapfile_load(map_path, "LISTEN_ADDR,URL", map_add, &cl, err, sizeof err);
     if (n < 0) {
         fprintf(stderr, "wsgate-client: %s\n", err);

@@ -19,6 +19,7 @@
 #include "units.h"
 #include "version.h"
 #include "ws.h"
+#include "ws_deflate.h"
 #include "ws_handshake.h"
 #include "wsgate.h"
 
@@ -56,6 +57,9 @@ struct srv_hs {
     bool upgrade;   /* out is the 101: start the tunnel once it is written */
     bool draining;  /* response sent, half-closed, reading until EOF */
     uint8_t *early; /* bytes after the request head (owned) */
+    bool pmd;       /* permessage-deflate agreed: ext is the answer */
+    struct ws_pmd_params agreed;
+    char ext[128];
     size_t early_len;
     size_t got;     /* request bytes received */
 };
@@ -176,7 +180,12 @@ static void dial_done(void *arg, int fd, const char *error)
         proto = WSG_HALF_CLOSE_PROTOCOL;
         t->half_close = true;
     }
-    ssize_t n = ws_hs_response_101(h->out, sizeof h->out, r->key, NULL, proto, NULL);
+    if (h->pmd) {
+        t->pmd_on = true;
+        ws_pmd_init(&t->pmd, &h->agreed, WS_ROLE_SERVER, t->w->opts->max_message, 1, 8);
+    }
+    ssize_t n = ws_hs_response_101(h->out, sizeof h->out, r->key, h->pmd ? h->ext : NULL, proto,
+                                   NULL);
     if (n < 0) {
         tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", "response too large", NULL,
                    NULL);
@@ -240,6 +249,19 @@ static void route(struct tunnel *t)
         snprintf(body, sizeof body, "%s\n", why ? why : "Bad Request");
         respond(t, st, body, st == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         return;
+    }
+    if (srv->opts.compression && r->extensions) {
+        struct ws_pmd_server_config pc = { 0 };
+        pc.server_no_context_takeover = true; /* bounded memory per tunnel */
+        int rc = ws_pmd_server_negotiate(r->extensions, &pc, &h->agreed);
+        if (rc < 0) {
+            tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error",
+                       "malformed Sec-WebSocket-Extensions", NULL, NULL);
+            respond(t, 400, "malformed Sec-WebSocket-Extensions\n", NULL);
+            return;
+        }
+        if (rc == 1 && ws_pmd_format(&h->agreed, h->ext, sizeof h->ext) > 0)
+            h->pmd = true;
     }
     ev_io_stop(t->w->loop, &t->ws_rio);
     ev_timer_stop(t->w->loop, &t->timer);
@@ -478,9 +500,7 @@ int main(int argc, char **argv)
         }
         srv.auth_enabled = 1;
     }
-    if (compression)
-        jsonlog(JSONLOG_WARN, "permessage-deflate is not negotiated by this version; "
-                              "connections run uncompressed");
+    srv.opts.compression = compression;
 
     srv.listen_fd = net_starter_listener(err, sizeof err);
     if (srv.listen_fd == -1) {

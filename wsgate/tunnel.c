@@ -235,6 +235,33 @@ static void got_ws_eof_marker(struct tunnel *t)
     }
 }
 
+/* Inflate what the compressor state holds and write it to the TCP side,
+ * until done or the TCP side is full (resumed from ws_pump). */
+static void inflate_some(struct tunnel *t)
+{
+    while (t->inflating && t->tcp_out_len == 0 && !t->close_received &&
+           !(t->failed && t->close_sent)) {
+        size_t produced = 0;
+        int rc = ws_pmd_inflate_output(&t->pmd, t->zin, WSG_BUF_SIZE, &produced);
+        if (produced > 0) {
+            t->nread += produced;
+            dump_add(t, 0, t->zin, produced);
+            tcp_send(t, t->zin, produced);
+        }
+        if (rc == 0) {
+            t->inflating = false;
+        } else if (rc != 1) {
+            t->inflating = false;
+            t->failed = true;
+            set_where(t, t->names->ws_read);
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error",
+                       t->pmd.error ? t->pmd.error : "inflate failed", NULL, NULL);
+            begin_close(t, (uint16_t)rc, "bad compressed message");
+            t->close_received = true;
+        }
+    }
+}
+
 static void handle_data(struct tunnel *t, const struct ws_event *ev)
 {
     if (ev->opcode != WS_OP_BINARY) {
@@ -258,6 +285,12 @@ static void handle_data(struct tunnel *t, const struct ws_event *ev)
             t->close_received = true;
         }
         return; /* closing: nowhere to deliver */
+    }
+    if (ev->compressed && t->pmd_on) {
+        ws_pmd_inflate_input(&t->pmd, ev->data, ev->len, ev->message_end);
+        t->inflating = true;
+        inflate_some(t);
+        return;
     }
     if (ev->len == 0) {
         if (t->half_close && ev->message_start && ev->message_end)
@@ -304,7 +337,9 @@ static void handle_control(struct tunnel *t, const struct ws_event *ev)
  * the TCP side (or the control queue) cannot take more. */
 static void ws_pump(struct tunnel *t)
 {
-    while (t->tcp_out_len == 0 && !t->close_received &&
+    if (t->inflating)
+        inflate_some(t);
+    while (!t->inflating && t->tcp_out_len == 0 && !t->close_received &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl) {
         struct ws_event ev;
         size_t n = ws_decoder_feed(&t->dec, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos,
@@ -340,7 +375,7 @@ static void tunnel_after_event(struct tunnel *t);
 static bool ws_can_read(const struct tunnel *t)
 {
     return t->state != TUNNEL_HANDSHAKE && !t->ws_eof && !t->close_received &&
-           t->tcp_out_len == 0 && t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
+           t->tcp_out_len == 0 && !t->inflating && t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
 /* Read from the WebSocket and deliver, a few rounds while the TCP side keeps
@@ -452,13 +487,31 @@ static void tcp_read_some(struct tunnel *t)
         if (n > 0) {
             struct ws_frame_header hdr;
             uint8_t head[WS_MAX_HEADER];
-            size_t hl =
-                ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, 0, (uint64_t)n);
+            uint8_t *body = payload;
+            size_t blen = (size_t)n;
+            unsigned rsv = 0;
+            if (t->pmd_on) {
+                body = t->zout + WS_MAX_HEADER;
+                if (ws_pmd_compress(&t->pmd, payload, (size_t)n, body,
+                                    ws_pmd_compress_bound(WSG_BUF_SIZE), &blen) < 0) {
+                    t->failed = true;
+                    set_where(t, t->names->tcp_read);
+                    tunnel_log(t, JSONLOG_WARN, "WriteMessage", "error",
+                               t->pmd.error ? t->pmd.error : "compression failed", NULL, NULL);
+                    t->tcp_eof = true;
+                    begin_close(t, WS_CLOSE_INTERNAL_ERROR, "compression failed");
+                    ws_flush(t);
+                    return;
+                }
+                rsv = WS_RSV1;
+            }
+            size_t hl = ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, rsv,
+                                       (uint64_t)blen);
             if (hdr.masked)
-                ws_mask(payload, (size_t)n, hdr.mask, 0);
-            t->ws_out = payload - hl;
+                ws_mask(body, blen, hdr.mask, 0);
+            t->ws_out = body - hl;
             memcpy(t->ws_out, head, hl);
-            t->ws_out_len = hl + (size_t)n;
+            t->ws_out_len = hl + blen;
             t->ws_out_payload = (size_t)n;
             ws_flush(t);
             if ((size_t)n < WSG_BUF_SIZE)
@@ -602,9 +655,18 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     dc.max_frame_size = 0;
     dc.max_message_size = t->w->opts->max_message;
     dc.binary_only = false; /* text is refused by handle_data with the original's log */
+    dc.allowed_rsv = t->pmd_on ? WS_RSV1 : 0;
     ws_decoder_init(&t->dec, &dc);
     t->ws_rbuf = malloc(WSG_BUF_SIZE);
     t->tcp_rbuf = malloc(WS_MAX_HEADER + WSG_BUF_SIZE);
+    if (t->pmd_on) {
+        t->zin = malloc(WSG_BUF_SIZE);
+        t->zout = malloc(WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE));
+        if (!t->zin || !t->zout) {
+            free(t->ws_rbuf);
+            t->ws_rbuf = NULL;
+        }
+    }
     ev_timer_stop(t->w->loop, &t->timer);
     /* the handshake code used these watchers with its own callbacks */
     ev_io_stop(t->w->loop, &t->ws_rio);
@@ -665,6 +727,10 @@ void tunnel_close(struct tunnel *t)
     free(t->tcp_rbuf);
     free(t->dump[0]);
     free(t->dump[1]);
+    if (t->pmd_on)
+        ws_pmd_free(&t->pmd);
+    free(t->zin);
+    free(t->zout);
     struct wsg_worker *w = t->w;
     free(t);
     if (w->open > 0 && --w->open == 0 && w->on_idle)

@@ -35,6 +35,7 @@
 
 #include "transport.h"
 #include "ws.h"
+#include "ws_deflate.h"
 
 #define WSG_HALF_CLOSE_PROTOCOL "wsgate-half-close"
 #define WSG_BUF_SIZE (256 * 1024)      /* each direction's read buffer */
@@ -49,6 +50,7 @@ struct wsg_opts {
     double ping_interval;     /* send a ping this often (0 = never) */
     double ping_timeout;      /* drop a peer silent this long while we could read */
     int dump_tcp;             /* 0 off, 1 ws→tcp, 2 both (server) */
+    int compression;          /* negotiate permessage-deflate */
     uint64_t max_message;     /* max payload of one received message, 0 = none */
 };
 
@@ -116,6 +118,13 @@ struct tunnel {
     char remote_addr[80], xff[256], dest[1024], upstream[300], user[256];
     uint8_t *dump[2];        /* dump buffers (direction 1, 2), owned */
     size_t dump_len[2];
+
+    /* permessage-deflate (when negotiated: set pmd_on and pmd before tunnel_start) */
+    bool pmd_on;
+    struct ws_pmd pmd;
+    bool inflating;          /* pmd holds received input not yet inflated out */
+    uint8_t *zin;            /* owned; inflated bytes for the TCP side (WSG_BUF_SIZE) */
+    uint8_t *zout;           /* owned; compressed frame: header room + bound */
 
     void *hs;                /* handshake state of server.c/client.c, owned by them */
     void (*hs_free)(struct tunnel *t);

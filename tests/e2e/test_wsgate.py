@@ -479,6 +479,7 @@ class WsPeer:
     def __init__(self, behaviour="echo"):
         self.behaviour = behaviour
         self.headers = []
+        self.extensions = []
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -488,6 +489,7 @@ class WsPeer:
 
     async def handler(self, ws, path):
         self.headers.append((path, dict(ws.request_headers)))
+        self.extensions.append([e.name for e in ws.extensions])
         if self.behaviour == "echo":
             async for m in ws:
                 await ws.send(m)
@@ -503,7 +505,7 @@ class WsPeer:
 
         async def main():
             async with websockets.serve(self.handler, "127.0.0.1", self.port,
-                                        compression=None):
+                                        compression="deflate", max_size=None):
                 self.ready.set()
                 self.stop = self.loop.create_future()
                 await self.stop
@@ -548,6 +550,7 @@ def test_client_against_websockets_server(procs, tmp_path):
         assert h["x-test"] == "hello world" and h["x-other"] == "two"
         assert h["origin"] == "http://127.0.0.1:%d" % peer.port
         assert h["host"] == "127.0.0.1:%d" % peer.port
+        assert peer.extensions == [[]]  # not offered without --enable-compression
     finally:
         peer.close()
 
@@ -959,3 +962,73 @@ def test_ping_keepalive(procs, tmp_path, tcp_peer):
     fin = wait_for(lambda: [e for e in g.finals() if e["status"] == "Failed"], what="drop")
     assert any("ping timeout" in e.get("error", "") for e in g.server_log())
     assert fin
+
+
+# ---------------------------------------------------------------- permessage-deflate
+
+def test_compression_memcached_and_mariadb(procs, tmp_path, mariadb):
+    mc = start_memcached(procs)
+    g = Gate(procs, tmp_path, {"memcached": "127.0.0.1:%d" % mc,
+                               "mysql": "127.0.0.1:%d" % mariadb["port"]}, client=True,
+             server_args=["-enable_compression"], client_args=["--enable-compression"])
+    val = (b"compressible " * 100000)[:1000000]
+    with socket.create_connection(("127.0.0.1", g.cports["memcached"]), timeout=30) as s:
+        s.sendall(b"set z 0 0 %d\r\n" % len(val) + val + b"\r\nget z\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            d = s.recv(1 << 16)
+            assert d
+            buf += d
+        assert buf == b"STORED\r\nVALUE z 0 %d\r\n" % len(val) + val + b"\r\nEND\r\n"
+    r = mariadb_cli(g.cports["mysql"], "SELECT REPEAT('ab', 3000000) AS x")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"ab" * 3000000 + b"\n"
+
+
+def test_compression_interop_with_websockets(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-enable_compression", "-max-message-size", "1MiB"])
+
+    async def main():
+        async with websockets.connect(g.url("echo"), compression="deflate",
+                                      max_size=None) as ws:
+            assert [e.name for e in ws.extensions] == ["permessage-deflate"]
+            data = b"0123456789" * 50000
+            await ws.send(data)
+            got = b""
+            while len(got) < len(data):
+                got += await ws.recv()
+            assert got == data
+        # a bomb: 32 MB of zeros compresses to a few kB, inflates past the limit
+        async with websockets.connect(g.url("echo"), compression="deflate",
+                                      max_size=None) as ws:
+            await ws.send(b"\0" * (32 << 20))
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 20)
+            assert ws.close_code == 1009
+    arun(main())
+
+    # without -enable_compression nothing is negotiated, and that is fine
+    g2 = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, name="plain")
+
+    async def plain():
+        async with websockets.connect(g2.url("echo"), compression="deflate") as ws:
+            assert ws.extensions == []
+            await ws.send(b"x")
+            assert await ws.recv() == b"x"
+    arun(plain())
+
+
+def test_client_compression_against_websockets_server(procs, tmp_path):
+    peer = WsPeer("echo")
+    try:
+        port, _, _ = start_client(procs, tmp_path, "http://127.0.0.1:%d/z" % peer.port,
+                                  ["--enable-compression"])
+        data = b"hello compressed world " * 20000
+        s, got = echo_exchange(port, data)
+        s.close()
+        assert got == data
+        assert peer.extensions == [["permessage-deflate"]]
+    finally:
+        peer.close()
