@@ -33,6 +33,8 @@ struct listener {
     char host_hdr[300];    /* Host header */
     char target[1024];     /* request target: path?query */
     char origin[320];      /* scheme://host[:port] */
+    char tls_host[256];    /* host name or IP to verify (TLS), "" for plain */
+    int tls;
     int fd;
     ev_io io;
     ev_timer retry;
@@ -48,6 +50,7 @@ struct client {
     const char **headers;
     size_t nheaders;
     struct wsg_token_source *token;
+    struct ssl_ctx_st *tls_ctx;
     struct ws_pmd_params offer; /* permessage-deflate offer (--enable-compression) */
     char offer_str[128];
     ev_signal sigterm;
@@ -115,19 +118,29 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
     uint8_t buf[16384];
-    ssize_t n = recv(t->ws.fd, buf, sizeof buf, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
     char why[1500];
-    if (n < 0) {
-        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, strerror(errno));
-        hs_fail(t, why);
-        return;
+    ssize_t n;
+    size_t used;
+    int rc;
+    for (;;) {
+        n = transport_read(&t->ws, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n < 0) {
+            char eb[300];
+            const char *te = transport_error(&t->ws, eb, sizeof eb);
+            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
+                     *te ? te : strerror(errno));
+            hs_fail(t, why);
+            return;
+        }
+        used = 0;
+        rc = ws_hs_client_feed(&h->hc, buf, (size_t)n, &used);
+        if (rc != WS_HS_MORE)
+            break;
+        if (n == 0 || !t->ws.ops->pending(&t->ws))
+            return;
     }
-    size_t used = 0;
-    int rc = ws_hs_client_feed(&h->hc, buf, (size_t)n, &used);
-    if (rc == WS_HS_MORE)
-        return;
     if (rc == WS_HS_ERROR) {
         if (h->hc.body_len > 0)
             snprintf(why, sizeof why, "Dial to \"%s\" fail: %s: %.*s", h->l->url,
@@ -165,20 +178,23 @@ static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
     while (h->req_off < h->req_len) {
-        ssize_t n = send(t->ws.fd, h->req + h->req_off, h->req_len - h->req_off, MSG_NOSIGNAL);
+        struct iovec iov = { h->req + h->req_off, h->req_len - h->req_off };
+        ssize_t n = transport_writev(&t->ws, &iov, 1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!ev_is_active(&t->ws_wio)) {
-                    ev_set_cb(&t->ws_wio, hs_write_cb);
-                    ev_io_set(&t->ws_wio, t->ws.fd, EV_WRITE);
-                    ev_io_start(loop, &t->ws_wio);
-                }
+                /* TLS may need to read (handshake) before it can write */
+                ev_io_stop(loop, &t->ws_wio);
+                ev_set_cb(&t->ws_wio, hs_write_cb);
+                ev_io_set(&t->ws_wio, t->ws.fd, t->ws.want ? t->ws.want : EV_WRITE);
+                ev_io_start(loop, &t->ws_wio);
                 return;
             }
-            char why[1200];
-            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, strerror(errno));
+            char why[1200], eb[300];
+            const char *te = transport_error(&t->ws, eb, sizeof eb);
+            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
+                     *te ? te : strerror(errno));
             hs_fail(t, why);
             return;
         }
@@ -202,8 +218,15 @@ static void dial_done(void *arg, int fd, const char *error)
         hs_fail(t, why);
         return;
     }
-    transport_tcp_init(&t->ws, fd);
     net_peer_name(fd, t->upstream, sizeof t->upstream);
+    if (h->l->tls) {
+        if (transport_tls_init(&t->ws, fd, cl->tls_ctx, h->l->tls_host) < 0) {
+            hs_fail(t, "TLS setup failed");
+            return;
+        }
+    } else {
+        transport_tcp_init(&t->ws, fd);
+    }
     const char *hdrs[66];
     size_t nh = 0;
     for (size_t i = 0; i < cl->nheaders && nh < 64; i++)
@@ -318,11 +341,6 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
                  url);
         return -1;
     }
-    if (tls) {
-        snprintf(why, whylen, "%s: wss (https) needs TLS, which this build of wsgate-client "
-                 "does not support yet; use an http:// URL", url);
-        return -1;
-    }
     size_t hl = strcspn(rest, "/?#");
     if (hl == 0 || hl >= 256) {
         snprintf(why, whylen, "URL \"%s\" has no host", url);
@@ -353,6 +371,9 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
     if (net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen) < 0)
         return -1;
     snprintf(l->origin, sizeof l->origin, "%s://%s", tls ? "https" : "http", hostport);
+    l->tls = tls;
+    if (tls)
+        snprintf(l->tls_host, sizeof l->tls_host, "%s", h);
     snprintf(l->url, sizeof l->url, "%s", url);
     return 0;
 }
@@ -526,10 +547,6 @@ int main(int argc, char **argv)
                         "supported by this build yet\n");
         return 1;
     }
-    if (*ca_file) {
-        fprintf(stderr, "wsgate-client: --ca-file: TLS is not supported by this build yet\n");
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     char err[1200];
     if (*pk) {
@@ -552,6 +569,16 @@ int main(int argc, char **argv)
     if (n == 0) {
         fprintf(stderr, "wsgate-client: %s: no LISTEN_ADDR,URL line\n", map_path);
         return 1;
+    }
+    int need_tls = *ca_file != '\0';
+    for (size_t i = 0; i < cl.nls; i++)
+        need_tls |= cl.ls[i].tls;
+    if (need_tls) {
+        cl.tls_ctx = transport_tls_client_ctx(ca_file, err, sizeof err);
+        if (!cl.tls_ctx) {
+            fprintf(stderr, "wsgate-client: --ca-file: %s\n", err);
+            return 1;
+        }
     }
     cl.loop = ev_default_loop(EVFLAG_AUTO);
     cl.opts.handshake_timeout = (double)cto / 1e9;

@@ -4,7 +4,7 @@ MANPAGES  += wsgate/wsgate-server.1 wsgate/wsgate-client.1
 DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev zlib1g-dev \
              memcached mariadb-server mariadb-client python3-websockets python3-jwt \
              libserver-starter-perl socat curl openssl
-WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/map.c wsgate/auth.c
+WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
 WSGATE_LDLIBS := -lev -ljwt $(call pkg,jansson) -lssl -lcrypto $(LIB_LDLIBS)
 $(BUILD)/wsgate-server: $(call objs,wsgate/server.c $(WSGATE_COMMON)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WSGATE_LDLIBS)

@@ -30,6 +30,7 @@ struct server {
     struct wsg_map map;
     struct wsg_auth auth;
     int auth_enabled;
+    struct ssl_ctx_st *tls_ctx;
     int listen_fd;
     ev_io accept_io;
     ev_timer accept_retry;
@@ -92,14 +93,15 @@ static void hs_flush(struct tunnel *t)
 {
     struct srv_hs *h = t->hs;
     while (h->out_off < h->out_len) {
-        ssize_t n = send(t->ws.fd, h->out + h->out_off, h->out_len - h->out_off, MSG_NOSIGNAL);
+        struct iovec iov = { h->out + h->out_off, h->out_len - h->out_off };
+        ssize_t n = transport_writev(&t->ws, &iov, 1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 ev_io_stop(t->w->loop, &t->ws_wio);
                 ev_set_cb(&t->ws_wio, hs_write_cb);
-                ev_io_set(&t->ws_wio, t->ws.fd, EV_WRITE);
+                ev_io_set(&t->ws_wio, t->ws.fd, t->ws.want ? t->ws.want : EV_WRITE);
                 ev_io_start(t->w->loop, &t->ws_wio);
                 return;
             }
@@ -125,7 +127,8 @@ static void hs_flush(struct tunnel *t)
     }
     /* Lingering close: half-close and read until the client closes, so
      * that unread request bytes cannot turn our FIN into a RST that destroys
-     * the response in flight. */
+     * the response in flight. (TLS: close_notify, then the same.) */
+    transport_shutdown_write(&t->ws);
     shutdown(t->ws.fd, SHUT_WR);
     h->draining = true;
     hs_arm(t, 2.0);
@@ -278,46 +281,61 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct tunnel *t = io->data;
     struct srv_hs *h = t->hs;
     uint8_t buf[8192];
-    ssize_t n = recv(t->ws.fd, buf, sizeof buf, 0);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        tunnel_close(t);
-        return;
-    }
-    if (h->draining) {
-        if (n == 0)
-            tunnel_close(t);
-        return;
-    }
-    h->got += (size_t)n;
-    size_t used = 0;
-    int rc = ws_hs_server_feed(&h->parser, buf, (size_t)n, &used);
-    if (rc == WS_HS_MORE) {
-        if (n == 0)
-            tunnel_close(t); /* EOF before a complete head: nothing to answer */
-        return;
-    }
-    if (rc == WS_HS_ERROR) {
-        if (n == 0 && h->got == 0) {
+    for (;;) {
+        ssize_t n = transport_read(&t->ws, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            if (!h->draining && t->ws.ops != NULL) {
+                char eb[300];
+                const char *why = transport_error(&t->ws, eb, sizeof eb);
+                if (*why)
+                    tunnel_log(t, JSONLOG_WARN, "TLS handshake failed", "error", why, NULL,
+                               NULL);
+            }
             tunnel_close(t);
             return;
         }
-        char body[300];
-        snprintf(body, sizeof body, "%s\n", h->parser.error ? h->parser.error : "Bad Request");
-        respond(t, h->parser.status ? h->parser.status : 400, body, NULL);
-        return;
-    }
-    if ((size_t)n > used) {
-        h->early_len = (size_t)n - used;
-        h->early = malloc(h->early_len);
-        if (!h->early) {
-            tunnel_close(t);
+        if (h->draining) {
+            if (n == 0)
+                tunnel_close(t);
+            if (n == 0 || !t->ws.ops->pending(&t->ws))
+                return;
+            continue;
+        }
+        h->got += (size_t)n;
+        size_t used = 0;
+        int rc = ws_hs_server_feed(&h->parser, buf, (size_t)n, &used);
+        if (rc == WS_HS_MORE) {
+            if (n == 0)
+                tunnel_close(t); /* EOF before a complete head: nothing to answer */
+            else if (t->ws.ops->pending(&t->ws))
+                continue; /* TLS holds more of the head than the socket announces */
             return;
         }
-        memcpy(h->early, buf + used, h->early_len);
+        if (rc == WS_HS_ERROR) {
+            if (n == 0 && h->got == 0) {
+                tunnel_close(t);
+                return;
+            }
+            char body[300];
+            snprintf(body, sizeof body, "%s\n",
+                     h->parser.error ? h->parser.error : "Bad Request");
+            respond(t, h->parser.status ? h->parser.status : 400, body, NULL);
+            return;
+        }
+        if ((size_t)n > used) {
+            h->early_len = (size_t)n - used;
+            h->early = malloc(h->early_len);
+            if (!h->early) {
+                tunnel_close(t);
+                return;
+            }
+            memcpy(h->early, buf + used, h->early_len);
+        }
+        route(t);
+        return;
     }
-    route(t);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -361,9 +379,16 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         h->srv = srv;
         t->hs = h;
         t->hs_free = hs_free;
-        transport_tcp_init(&t->ws, fd);
         net_set_nodelay(fd);
         net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
+        if (srv->tls_ctx) {
+            if (transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) < 0) {
+                tunnel_close(t);
+                continue;
+            }
+        } else {
+            transport_tcp_init(&t->ws, fd);
+        }
         ev_set_cb(&t->ws_rio, hs_read_cb);
         ev_io_set(&t->ws_rio, fd, EV_READ);
         ev_io_start(loop, &t->ws_rio);
@@ -426,6 +451,7 @@ int main(int argc, char **argv)
 {
     static struct server srv;
     const char *listen_addr = "127.0.0.1:8086", *map_path = "", *key_path = "";
+    const char *tls_cert = "", *tls_key = "";
     int64_t handshake = 10000000000LL, dial = 10000000000LL, wto = 10000000000LL;
     int64_t sto = 86400000000000LL, fresh = 3600000000000LL;
     int compression = 0, dump = 0;
@@ -461,6 +487,10 @@ int main(int argc, char **argv)
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
           "(default 64MiB)", NULL, NULL },
+        { "tls-cert", 0, FLAG_STRING, &tls_cert, "FILE",
+          "Serve TLS (wss://, https://) with this certificate chain (PEM)", NULL, NULL },
+        { "tls-key", 0, FLAG_STRING, &tls_key, "FILE", "Private key of -tls-cert (PEM)", NULL,
+          NULL },
         { "version", 0, FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
         { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
     };
@@ -501,6 +531,17 @@ int main(int argc, char **argv)
         srv.auth_enabled = 1;
     }
     srv.opts.compression = compression;
+    if (!*tls_cert != !*tls_key) {
+        fprintf(stderr, "wsgate-server: -tls-cert and -tls-key go together\n");
+        return 1;
+    }
+    if (*tls_cert) {
+        srv.tls_ctx = transport_tls_server_ctx(tls_cert, tls_key, err, sizeof err);
+        if (!srv.tls_ctx) {
+            fprintf(stderr, "wsgate-server: %s\n", err);
+            return 1;
+        }
+    }
 
     srv.listen_fd = net_starter_listener(err, sizeof err);
     if (srv.listen_fd == -1) {

@@ -51,3 +51,27 @@ static inline void transport_close(struct transport *t)
 }
 
 #endif
+
+/* ---- TLS (OpenSSL) ---- */
+
+struct ssl_ctx_st;
+
+/* A client context that verifies the server against the system CA store
+ * plus ca_file (may be NULL). NULL with err on failure. */
+struct ssl_ctx_st *transport_tls_client_ctx(const char *ca_file, char *err, size_t errlen);
+/* A server context with a certificate chain and key (PEM files). */
+struct ssl_ctx_st *transport_tls_server_ctx(const char *cert, const char *key, char *err,
+                                            size_t errlen);
+
+/* TLS on fd (takes ownership). Client side: verify the certificate for
+ * host (name or IP address; also sent as SNI for names). Server side: host
+ * NULL. The TLS handshake runs inside the first reads/writes. Returns 0 or -1
+ * (the fd is closed then). */
+int transport_tls_init(struct transport *t, int fd, struct ssl_ctx_st *ctx, const char *host);
+
+/* Send TLS close_notify (no-op for plain TCP); never blocks. */
+void transport_shutdown_write(struct transport *t);
+
+/* After a failed read/write on a TLS transport: why, for logs ("certificate
+ * verify failed: self-signed certificate"); "" for plain TCP. */
+const char *transport_error(struct transport *t, char *buf, size_t len);

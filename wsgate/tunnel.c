@@ -643,6 +643,9 @@ static void tunnel_after_event(struct tunnel *t)
     }
     struct ev_loop *loop = t->w->loop;
     io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, ws_can_read(t));
+    /* TLS may hold decrypted bytes the socket will not announce again */
+    if (ws_can_read(t) && t->ws.ops->pending(&t->ws))
+        ev_feed_event(loop, &t->ws_rio, EV_READ);
     io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, !t->ws_eof && !ws_flushed);
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
     io_set(loop, &t->tcp_wio, t->tcp_fd, EV_WRITE, t->tcp_out_len > 0);

@@ -1032,3 +1032,80 @@ def test_client_compression_against_websockets_server(procs, tmp_path):
         assert peer.extensions == [["permessage-deflate"]]
     finally:
         peer.close()
+
+
+# ---------------------------------------------------------------- TLS
+
+@pytest.fixture(scope="module")
+def tls_certs(tmp_path_factory):
+    need("openssl")
+    d = tmp_path_factory.mktemp("tls")
+
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True, cwd=d)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=wsgate test CA")
+    for name, san in (("srv", "DNS:localhost,IP:127.0.0.1"), ("wrong", "DNS:other.example")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".csr", "-subj", "/CN=" + name)
+        (d / (name + ".ext")).write_text("subjectAltName=%s\n" % san)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey",
+            "ca.key", "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile",
+            name + ".ext")
+    return d
+
+
+def test_tls_end_to_end(procs, tmp_path, tcp_peer, tls_certs):
+    d = tls_certs
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-tls-cert", str(d / "srv.pem"), "-tls-key", str(d / "srv.key")])
+    need("curl")
+    r = subprocess.run(["curl", "-s", "--cacert", str(d / "ca.pem"),
+                        "https://localhost:%d/live" % g.port], capture_output=True, timeout=20)
+    assert r.stdout == b"OK\n", r
+    for host in ("localhost", "127.0.0.1"):
+        port, _, log = start_client(procs, tmp_path,
+                                    "https://%s:%d/proxy/echo" % (host, g.port),
+                                    ["--ca-file", str(d / "ca.pem")], name="c-" + host)
+        data = os.urandom(1_500_000)
+        s, got = echo_exchange(port, data)
+        s.close()
+        assert got == data
+    # and python websockets over wss against our server
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(d / "ca.pem"))
+
+    async def main():
+        async with websockets.connect("wss://localhost:%d/proxy/echo" % g.port, ssl=ctx,
+                                      compression=None) as ws:
+            await ws.send(b"over tls")
+            assert await ws.recv() == b"over tls"
+    arun(main())
+
+
+def test_tls_verification_failures(procs, tmp_path, tcp_peer, tls_certs):
+    d = tls_certs
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-tls-cert", str(d / "srv.pem"), "-tls-key", str(d / "srv.key")])
+    g2 = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, name="wrong",
+              server_args=["-tls-cert", str(d / "wrong.pem"), "-tls-key",
+                           str(d / "wrong.key")])
+    cases = [
+        ("https://localhost:%d/proxy/echo" % g.port, [], "certificate verify failed"),
+        ("https://localhost:%d/proxy/echo" % g2.port, ["--ca-file", str(d / "ca.pem")],
+         "hostname mismatch"),
+    ]
+    for i, (url, args, want) in enumerate(cases):
+        port, _, log = start_client(procs, tmp_path, url, args, name="bad%d" % i)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            assert s.recv(10) == b""
+        w = wait_for(lambda: [e for e in read_log(log)
+                              if e.get("msg") == "Failed to connect backend"], what="warning")
+        assert want in w[0]["error"], w
+    assert not [e for e in g.server_log() if e.get("status") == "Connected"]
+    r = subprocess.run([SERVER, "-tls-cert", str(d / "srv.pem")], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1 and "-tls-key" in r.stderr
+    r = subprocess.run([SERVER, "-tls-cert", str(d / "srv.pem"), "-tls-key",
+                        str(d / "wrong.key")], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "tls-key" in r.stderr
