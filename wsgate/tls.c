@@ -197,8 +197,10 @@ int transport_tls_init(struct transport *t, int fd, struct ssl_ctx_st *ctx, cons
     if (host) {
         unsigned char ip[16];
         int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+        char sni[256]; /* the macro casts away const */
+        snprintf(sni, sizeof sni, "%s", host);
         if (!is_ip)
-            SSL_set_tlsext_host_name(ssl, host);
+            SSL_set_tlsext_host_name(ssl, sni);
         X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
         if (is_ip)
             X509_VERIFY_PARAM_set1_ip_asc(vp, host);
