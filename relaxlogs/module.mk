@@ -8,3 +8,4 @@ $(BUILD)/relaxlogs: $(call objs,$(RELAXLOGS_SRCS) relaxlogs/main.c) $(LIBOPSKIT)
 $(BUILD)/tests/unit/test_relaxlogs_period: $(OBJ)/relaxlogs/period.o
 $(BUILD)/tests/unit/test_relaxlogs_compress: $(OBJ)/relaxlogs/compress.o
 $(BUILD)/tests/unit/test_relaxlogs_compress: LDLIBS += -lz -pthread
+FUZZ_SRCS_fuzz_relaxlogs_name := relaxlogs/period.c

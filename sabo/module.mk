@@ -15,3 +15,4 @@ $(BUILD)/tests/unit/test_sabo_bucket: LDLIBS += -lm
 $(BUILD)/tests/unit/test_sabo_lockname: $(OBJ)/sabo/lockname.o
 $(BUILD)/tests/unit/test_sabo_group: $(OBJ)/sabo/group.o $(OBJ)/sabo/lockname.o
 $(BUILD)/tests/unit/test_sabo_progress: $(OBJ)/sabo/progress.o
+FUZZ_SRCS_fuzz_sabo_lockname := sabo/lockname.c
