@@ -1109,3 +1109,33 @@ def test_tls_verification_failures(procs, tmp_path, tcp_peer, tls_certs):
     r = subprocess.run([SERVER, "-tls-cert", str(d / "srv.pem"), "-tls-key",
                         str(d / "wrong.key")], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "tls-key" in r.stderr
+
+
+def test_emfile_pauses_accept_and_recovers(procs, tmp_path, tcp_peer):
+    port = free_port()
+    smap = tmp_path / "map.txt"
+    smap.write_text("echo,127.0.0.1:%d\n" % tcp_peer())
+    log = tmp_path / "emfile.log"
+    p = procs.start(["bash", "-c", "ulimit -n 24 && exec %s -listen 127.0.0.1:%d -map %s" %
+                     (SERVER, port, smap)], stderr=open(log, "wb"))
+    wait_port(port, proc=p)
+    conns = []
+    for _ in range(40):  # more than the server has descriptors for
+        try:
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    wait_for(lambda: any(e.get("msg") == "accept: pausing" for e in read_log(log)),
+             what="EMFILE warning")
+    assert p.poll() is None
+    for c in conns:
+        c.close()
+    # descriptors are back: the server accepts again and answers
+    def live():
+        try:
+            return http_raw(port, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)[2]
+        except OSError:
+            return None
+    assert wait_for(live, timeout=20, what="/live after EMFILE") == b"OK\n"
+    lines = read_log(log)
+    assert len([e for e in lines if e.get("msg") == "accept: pausing"]) < 200  # no spinning
