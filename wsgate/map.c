@@ -50,6 +50,7 @@ static int map_add(void *arg, const char *key, const char *value, int lineno, ch
         m->e = ne;
         m->cap = nc;
     }
+    memset(&m->e[m->n], 0, sizeof m->e[m->n]);
     m->e[m->n].name = strdup(key);
     m->e[m->n].upstream = strdup(value);
     if (!m->e[m->n].name || !m->e[m->n].upstream)
@@ -77,6 +78,14 @@ const char *wsg_map_get(const struct wsg_map *m, const char *name)
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->e[i].name, name) == 0)
             return m->e[i].upstream;
+    return NULL;
+}
+
+struct wsg_map_entry *wsg_map_find(struct wsg_map *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->e[i].name, name) == 0)
+            return &m->e[i];
     return NULL;
 }
 

@@ -39,6 +39,8 @@ struct server {
     int shutting_down;
     double shutdown_timeout;
     uint64_t seq;
+    /* /metrics */
+    uint64_t bytes_in, bytes_out, auth_failures, dial_failures, not_found;
 };
 
 static const struct wsg_disconnect_names server_names = {
@@ -54,6 +56,7 @@ struct srv_hs {
     struct ws_hs_server parser;
     struct net_dial *dial;
     char out[2048];
+    char *big;      /* a response larger than out (owned) */
     size_t out_len, out_off;
     bool upgrade;   /* out is the 101: start the tunnel once it is written */
     bool draining;  /* response sent, half-closed, reading until EOF */
@@ -74,6 +77,7 @@ static void hs_free(struct tunnel *t)
         net_dial_cancel(h->dial);
     ws_hs_server_free(&h->parser);
     free(h->early);
+    free(h->big);
     free(h);
     t->hs = NULL;
 }
@@ -92,8 +96,9 @@ static void hs_arm(struct tunnel *t, double secs)
 static void hs_flush(struct tunnel *t)
 {
     struct srv_hs *h = t->hs;
+    char *out = h->big ? h->big : h->out;
     while (h->out_off < h->out_len) {
-        struct iovec iov = { h->out + h->out_off, h->out_len - h->out_off };
+        struct iovec iov = { out + h->out_off, h->out_len - h->out_off };
         ssize_t n = transport_writev(&t->ws, &iov, 1);
         if (n < 0) {
             if (errno == EINTR)
@@ -149,8 +154,17 @@ static void respond(struct tunnel *t, int status, const char *body, const char *
 {
     struct srv_hs *h = t->hs;
     ev_io_stop(t->w->loop, &t->ws_rio);
-    ssize_t n = ws_hs_response_simple(h->out, sizeof h->out, status, body, extra);
+    size_t need = (body ? strlen(body) : 0) + (extra ? strlen(extra) : 0) + 256;
+    char *out = h->out;
+    size_t cap = sizeof h->out;
+    if (need > cap && (h->big = malloc(need)) != NULL) {
+        out = h->big;
+        cap = need;
+    }
+    ssize_t n = ws_hs_response_simple(out, cap, status, body, extra);
     if (n < 0) {
+        free(h->big);
+        h->big = NULL;
         n = ws_hs_response_simple(h->out, sizeof h->out, status, "error\n", NULL);
         if (n < 0) {
             tunnel_close(t);
@@ -171,6 +185,7 @@ static void dial_done(void *arg, int fd, const char *error)
     h->dial = NULL;
     if (fd < 0) {
         tunnel_log(t, JSONLOG_WARN, "DialTimeout", "error", error, NULL, NULL);
+        h->srv->dial_failures++;
         char body[1200];
         snprintf(body, sizeof body, "Could not connect upstream: %s\n", error);
         respond(t, 500, body, NULL);
@@ -202,6 +217,77 @@ static void dial_done(void *arg, int fd, const char *error)
     hs_flush(t);
 }
 
+/* Escape a label value for the Prometheus text format. */
+static void prom_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f), fputc(*v, f);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static char *metrics_text(struct server *srv)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "# HELP wsgate_open_tunnels Tunnels relaying now.\n"
+               "# TYPE wsgate_open_tunnels gauge\nwsgate_open_tunnels %lu\n",
+            srv->worker.relaying);
+    fprintf(f, "# HELP wsgate_connections Connections open now, handshakes included.\n"
+               "# TYPE wsgate_connections gauge\nwsgate_connections %lu\n",
+            srv->worker.open);
+    fprintf(f, "# HELP wsgate_tunnels_total Tunnels ended, by destination and status.\n"
+               "# TYPE wsgate_tunnels_total counter\n");
+    for (size_t i = 0; i < srv->map.n; i++) {
+        for (int k = 0; k < 2; k++) {
+            fputs("wsgate_tunnels_total{destination=\"", f);
+            prom_label(f, srv->map.e[i].name);
+            fprintf(f, "\",status=\"%s\"} %llu\n", k ? "Failed" : "Suceeded",
+                    (unsigned long long)(k ? srv->map.e[i].failed : srv->map.e[i].ok));
+        }
+    }
+    fprintf(f, "# HELP wsgate_bytes_total Payload bytes relayed by ended tunnels.\n"
+               "# TYPE wsgate_bytes_total counter\n"
+               "wsgate_bytes_total{direction=\"client_to_upstream\"} %llu\n"
+               "wsgate_bytes_total{direction=\"upstream_to_client\"} %llu\n",
+            (unsigned long long)srv->bytes_in, (unsigned long long)srv->bytes_out);
+    fprintf(f, "# HELP wsgate_auth_failures_total Requests refused by JWT verification.\n"
+               "# TYPE wsgate_auth_failures_total counter\nwsgate_auth_failures_total %llu\n",
+            (unsigned long long)srv->auth_failures);
+    fprintf(f, "# HELP wsgate_dial_failures_total Upstream dials that failed.\n"
+               "# TYPE wsgate_dial_failures_total counter\nwsgate_dial_failures_total %llu\n",
+            (unsigned long long)srv->dial_failures);
+    fprintf(f, "# HELP wsgate_not_found_total Requests for names not in the map.\n"
+               "# TYPE wsgate_not_found_total counter\nwsgate_not_found_total %llu\n",
+            (unsigned long long)srv->not_found);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void server_tunnel_closed(struct tunnel *t)
+{
+    struct server *srv = t->w->owner;
+    srv->bytes_in += t->nread;
+    srv->bytes_out += t->nwrite;
+    struct wsg_map_entry *e = wsg_map_find(&srv->map, t->dest);
+    if (e) {
+        if (t->failed)
+            e->failed++;
+        else
+            e->ok++;
+    }
+}
+
 static void route(struct tunnel *t)
 {
     struct srv_hs *h = t->hs;
@@ -211,6 +297,13 @@ static void route(struct tunnel *t)
     const char *path = r->path ? r->path : "";
     if (strcmp(path, "/") == 0 || strcmp(path, "/live") == 0) {
         respond(t, 200, "OK\n", NULL);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        char *body = metrics_text(srv);
+        respond(t, body ? 200 : 500, body ? body : "out of memory\n",
+                body ? "Content-Type: text/plain; version=0.0.4\r\n" : NULL);
+        free(body);
         return;
     }
     const char *name = strncmp(path, "/proxy/", 7) == 0 ? path + 7 : NULL;
@@ -227,6 +320,7 @@ static void route(struct tunnel *t)
                                  err, sizeof err);
         if (rc < 0) {
             tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
+            srv->auth_failures++;
             char body[600];
             snprintf(body, sizeof body, "%s\n", err);
             respond(t, rc == -2 ? 403 : 401, body, NULL);
@@ -238,6 +332,7 @@ static void route(struct tunnel *t)
     const char *up = wsg_map_get(&srv->map, name);
     if (!up) {
         tunnel_log(t, JSONLOG_WARN, "No map found", NULL, NULL, NULL, NULL);
+        srv->not_found++;
         char body[400];
         snprintf(body, sizeof body, "Not found: %s\n", name);
         respond(t, 404, body, NULL);
@@ -566,6 +661,7 @@ int main(int argc, char **argv)
     srv.worker.role = WS_ROLE_SERVER;
     srv.worker.seq = &srv.seq;
     srv.worker.on_idle = server_idle;
+    srv.worker.on_close = server_tunnel_closed;
     srv.worker.owner = &srv;
     ev_io_init(&srv.accept_io, accept_cb, srv.listen_fd, EV_READ);
     srv.accept_io.data = &srv;

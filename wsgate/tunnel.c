@@ -684,6 +684,7 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
         return;
     }
     t->state = TUNNEL_OPEN;
+    t->w->relaying++;
     t->last_alive = ev_now(t->w->loop);
     if (t->w->opts->ping_interval > 0) {
         ev_timer_set(&t->ping_timer, t->w->opts->ping_interval, t->w->opts->ping_interval);
@@ -720,6 +721,9 @@ void tunnel_close(struct tunnel *t)
         f[n++] = JL_UINT("write", t->nwrite);
         f[n++] = JL_STR("disconnect_at", t->disconnect_at ? t->disconnect_at : "");
         jsonlog_write(JSONLOG_INFO, "log", f, n);
+        t->w->relaying--;
+        if (t->w->on_close)
+            t->w->on_close(t);
     }
     if (t->hs_free)
         t->hs_free(t);

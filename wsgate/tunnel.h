@@ -42,6 +42,8 @@
 #define WSG_MAX_MESSAGE (64u << 20)    /* default max payload of one received message */
 #define WSG_DUMP_MAX (64 * 1024)       /* dump bytes buffered before a forced flush */
 
+struct tunnel;
+
 /* Settings shared by every tunnel of a program (read-only once running). */
 struct wsg_opts {
     double handshake_timeout; /* seconds */
@@ -61,7 +63,9 @@ struct wsg_worker {
     enum ws_role role;
     uint64_t *seq;         /* shared counter of accepted connections */
     unsigned long open;    /* tunnels (including handshakes) alive */
+    unsigned long relaying; /* tunnels past the handshake */
     void (*on_idle)(struct wsg_worker *w); /* called when open drops to 0 */
+    void (*on_close)(struct tunnel *t);    /* a relaying tunnel ends (metrics) */
     void *owner;
 };
 

@@ -12,6 +12,7 @@
 struct wsg_map_entry {
     char *name;
     char *upstream;
+    uint64_t ok, failed; /* tunnels ended, for /metrics */
 };
 
 struct wsg_map {
@@ -24,6 +25,8 @@ struct wsg_map {
 int wsg_map_load(struct wsg_map *m, const char *path, char *err, size_t errlen);
 /* Upstream for name, or NULL. A later line for the same name wins. */
 const char *wsg_map_get(const struct wsg_map *m, const char *name);
+/* The entry for name, or NULL. */
+struct wsg_map_entry *wsg_map_find(struct wsg_map *m, const char *name);
 void wsg_map_free(struct wsg_map *m);
 /* Validate an upstream address; 0 or -1 with a reason in why. */
 int wsg_upstream_check(const char *v, char *why, size_t whylen);

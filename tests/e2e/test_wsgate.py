@@ -1139,3 +1139,29 @@ def test_emfile_pauses_accept_and_recovers(procs, tmp_path, tcp_peer):
     assert wait_for(live, timeout=20, what="/live after EMFILE") == b"OK\n"
     lines = read_log(log)
     assert len([e for e in lines if e.get("msg") == "accept: pausing"]) < 200  # no spinning
+
+
+def test_metrics(procs, tmp_path, tcp_peer):
+    dead = free_port()
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer(),
+                               "dead": "127.0.0.1:%d" % dead}, client=True)
+    s, got = echo_exchange(g.cports["echo"], b"12345")
+    s.close()
+    wait_for(lambda: g.finals(), what="final line")
+    http_raw(g.port, upgrade_request("dead"))
+    http_raw(g.port, upgrade_request("nope"))
+    status, head, body = http_raw(g.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200
+    text = body.decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            values[k] = float(v)
+    assert values['wsgate_tunnels_total{destination="echo",status="Suceeded"}'] == 1
+    assert values['wsgate_bytes_total{direction="client_to_upstream"}'] == 5
+    assert values['wsgate_bytes_total{direction="upstream_to_client"}'] == 5
+    assert values["wsgate_dial_failures_total"] == 1
+    assert values["wsgate_not_found_total"] == 1
+    assert values["wsgate_open_tunnels"] == 0
+    assert "# TYPE wsgate_tunnels_total counter" in text
