@@ -57,6 +57,7 @@ struct client {
     ev_timer shutdown_timer;
     int shutting_down;
     uint64_t seq;
+    int stdio_ok; /* --stdio: the tunnel ended well */
 };
 
 static const struct wsg_disconnect_names client_names = {
@@ -276,11 +277,45 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
         ev_io_start(loop, &l->io);
 }
 
+/* Start one tunnel for listener l on an accepted socket (or stdin/stdout). */
+static void start_tunnel(struct listener *l, int rfd, int wfd)
+{
+    struct client *cl = l->cl;
+    struct tunnel *t = tunnel_new(&cl->worker, &client_names);
+    struct cli_hs *h = t ? calloc(1, sizeof *h) : NULL;
+    if (!h) {
+        if (t)
+            tunnel_close(t);
+        close(rfd);
+        if (wfd >= 0 && wfd != rfd)
+            close(wfd);
+        return;
+    }
+    h->l = l;
+    t->hs = h;
+    t->hs_free = hs_free;
+    t->seq = ++cl->seq;
+    t->tcp_fd = rfd;
+    if (wfd != rfd) {
+        t->tcp_wfd = wfd;
+        snprintf(t->remote_addr, sizeof t->remote_addr, "stdio");
+    } else {
+        net_set_nodelay(rfd);
+        net_peer_name(rfd, t->remote_addr, sizeof t->remote_addr);
+    }
+    snprintf(t->dest, sizeof t->dest, "%s", l->url);
+    ev_set_cb(&t->timer, hs_timeout_cb);
+    ev_timer_set(&t->timer, cl->connect_timeout > 0 ? cl->connect_timeout : 1e9, 0.);
+    ev_timer_start(cl->loop, &t->timer);
+    h->dial = net_dial(cl->loop, l->dial_target, cl->connect_timeout, dial_done, t);
+    if (!h->dial)
+        hs_fail(t, "out of memory");
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     struct listener *l = io->data;
-    struct client *cl = l->cl;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -295,28 +330,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             }
             return;
         }
-        struct tunnel *t = tunnel_new(&cl->worker, &client_names);
-        struct cli_hs *h = t ? calloc(1, sizeof *h) : NULL;
-        if (!h) {
-            if (t)
-                tunnel_close(t);
-            close(fd);
-            continue;
-        }
-        h->l = l;
-        t->hs = h;
-        t->hs_free = hs_free;
-        t->seq = ++cl->seq;
-        t->tcp_fd = fd;
-        net_set_nodelay(fd);
-        net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
-        snprintf(t->dest, sizeof t->dest, "%s", l->url);
-        ev_set_cb(&t->timer, hs_timeout_cb);
-        ev_timer_set(&t->timer, cl->connect_timeout > 0 ? cl->connect_timeout : 1e9, 0.);
-        ev_timer_start(loop, &t->timer);
-        h->dial = net_dial(loop, l->dial_target, cl->connect_timeout, dial_done, t);
-        if (!h->dial)
-            hs_fail(t, "out of memory");
+        start_tunnel(l, fd, fd);
     }
 }
 
@@ -436,9 +450,19 @@ static int add_header(void *target, const char *value, char *err, size_t errlen)
     return 0;
 }
 
+static void client_tunnel_closed(struct tunnel *t)
+{
+    struct client *cl = t->w->owner;
+    cl->stdio_ok = !t->failed;
+}
+
 static void client_idle(struct wsg_worker *w)
 {
     struct client *cl = w->owner;
+    if (cl->stdio_ok >= 0 && cl->nls == 1 && cl->ls[0].fd < 0) {
+        ev_break(cl->loop, EVBREAK_ALL); /* --stdio: the one tunnel is over */
+        return;
+    }
     if (cl->shutting_down) {
         jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
         ev_break(cl->loop, EVBREAK_ALL);
@@ -481,7 +505,7 @@ int main(int argc, char **argv)
 {
     static struct client cl;
     const char *map_path = NULL, *pk = "", *pk_user = "private-key-user", *iap_cred = "";
-    const char *iap_id = "", *iap_endpoint = "", *ca_file = "";
+    const char *iap_id = "", *iap_endpoint = "", *ca_file = "", *stdio_url = NULL;
     int64_t cto = 60000000000LL, sto = 3600000000000LL;
     int compression = 0, map_seen = 0;
     uint64_t maxmsg = WSG_MAX_MESSAGE;
@@ -517,6 +541,8 @@ int main(int argc, char **argv)
           "--ping-interval)", NULL, NULL },
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted (default 64MiB)", NULL, NULL },
+        { "stdio", 0, FLAG_STRING, &stdio_url, "URL",
+          "One tunnel over stdin/stdout instead of listeners (ssh ProxyCommand)", NULL, NULL },
         { "version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
         { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
     };
@@ -534,7 +560,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-client: unexpected argument \"%s\"\n", argv[first]);
         return 1;
     }
-    if (!map_seen || !map_path || !*map_path) {
+    if (stdio_url && map_seen) {
+        fprintf(stderr, "wsgate-client: --stdio and --map are exclusive\n");
+        return 1;
+    }
+    if (!stdio_url && (!map_seen || !map_path || !*map_path)) {
         fprintf(stderr, "wsgate-client: the required flag `--map' was not specified\n");
         return 1;
     }
@@ -561,7 +591,21 @@ int main(int argc, char **argv)
     cl.offer.client_no_context_takeover = true; /* bounded memory per tunnel */
     if (ws_pmd_format(&cl.offer, cl.offer_str, sizeof cl.offer_str) < 0)
         cl.opts.compression = 0;
-    int n = mapfile_load(map_path, "LISTEN_ADDR,URL", map_add, &cl, err, sizeof err);
+    int n;
+    if (stdio_url) {
+        char why[600];
+        jsonlog_set_min_level(JSONLOG_WARN); /* stderr is the user's terminal */
+        n = map_add(&cl, "127.0.0.1:0", stdio_url, 0, why, sizeof why);
+        if (n < 0) {
+            fprintf(stderr, "wsgate-client: --stdio: %s\n", why);
+            return 1;
+        }
+        n = 1;
+        cl.stdio_ok = 0;
+    } else {
+        cl.stdio_ok = -1;
+        n = mapfile_load(map_path, "LISTEN_ADDR,URL", map_add, &cl, err, sizeof err);
+    }
     if (n < 0) {
         fprintf(stderr, "wsgate-client: %s\n", err);
         return 1;
@@ -595,7 +639,19 @@ int main(int argc, char **argv)
     cl.worker.seq = &cl.seq;
     cl.worker.on_idle = client_idle;
     cl.worker.owner = &cl;
-    for (size_t i = 0; i < cl.nls; i++) {
+    cl.worker.on_close = client_tunnel_closed;
+    for (size_t i = 0; stdio_url && i < 1; i++) {
+        struct listener *l = &cl.ls[0];
+        l->cl = &cl;
+        l->fd = -1;
+        int in = dup(0), out = dup(1);
+        if (in < 0 || out < 0 || net_set_nonblock(in) < 0 || net_set_nonblock(out) < 0) {
+            fprintf(stderr, "wsgate-client: --stdio: %s\n", strerror(errno));
+            return 1;
+        }
+        start_tunnel(l, in, out);
+    }
+    for (size_t i = 0; !stdio_url && i < cl.nls; i++) {
         struct listener *l = &cl.ls[i];
         l->cl = &cl;
         l->fd = net_listen(l->listen, 1024, err, sizeof err);
@@ -618,5 +674,5 @@ int main(int argc, char **argv)
     ev_run(cl.loop, 0);
     if (cl.token)
         cl.token->free(cl.token);
-    return 0;
+    return stdio_url && cl.stdio_ok != 1 ? 1 : 0;
 }

@@ -31,6 +31,7 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     t->w = w;
     t->names = names;
     t->tcp_fd = -1;
+    t->tcp_wfd = -1;
     t->ws.fd = -1;
     t->state = TUNNEL_HANDSHAKE;
     ev_init(&t->ws_rio, ws_read_cb);
@@ -203,10 +204,16 @@ static void begin_close(struct tunnel *t, uint16_t code, const char *reason)
 
 /* ---- WebSocket → TCP ---- */
 
+/* The descriptor to write the TCP side's output to. */
+static int wfd(const struct tunnel *t)
+{
+    return t->tcp_wfd == -1 ? t->tcp_fd : t->tcp_wfd;
+}
+
 static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(t->tcp_fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = write(wfd(t), p, len); /* SIGPIPE is ignored by both programs */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -226,7 +233,12 @@ static void got_ws_eof_marker(struct tunnel *t)
 {
     t->ws_eof_received = true;
     if (!t->tcp_shut) {
-        shutdown(t->tcp_fd, SHUT_WR);
+        if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd) {
+            close(t->tcp_wfd); /* a pipe: EOF for the reader */
+            t->tcp_wfd = -2;
+        } else {
+            shutdown(t->tcp_fd, SHUT_WR);
+        }
         t->tcp_shut = true;
     }
     if (t->tcp_eof) {
@@ -483,7 +495,7 @@ static void tcp_read_some(struct tunnel *t)
 {
     uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
     for (int round = 0; round < 8 && tcp_can_read(t); round++) {
-        ssize_t n = recv(t->tcp_fd, payload, WSG_BUF_SIZE, 0);
+        ssize_t n = read(t->tcp_fd, payload, WSG_BUF_SIZE);
         if (n > 0) {
             struct ws_frame_header hdr;
             uint8_t head[WS_MAX_HEADER];
@@ -648,7 +660,7 @@ static void tunnel_after_event(struct tunnel *t)
         ev_feed_event(loop, &t->ws_rio, EV_READ);
     io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, !t->ws_eof && !ws_flushed);
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
-    io_set(loop, &t->tcp_wio, t->tcp_fd, EV_WRITE, t->tcp_out_len > 0);
+    io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->tcp_out_len > 0 && wfd(t) >= 0);
 }
 
 void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
@@ -729,6 +741,8 @@ void tunnel_close(struct tunnel *t)
         t->hs_free(t);
     if (t->tcp_fd >= 0)
         close(t->tcp_fd);
+    if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd)
+        close(t->tcp_wfd);
     transport_close(&t->ws);
     free(t->ws_rbuf);
     free(t->tcp_rbuf);

@@ -97,8 +97,9 @@ struct tunnel {
     bool ws_eof;             /* transport EOF */
     bool close_received, close_sent, ws_eof_received, half_close;
 
-    /* TCP side */
+    /* TCP side (for --stdio: tcp_fd is stdin, tcp_wfd stdout; else equal) */
     int tcp_fd;
+    int tcp_wfd;            /* -1 = same as tcp_fd */
     ev_io tcp_rio, tcp_wio;
     uint8_t *tcp_rbuf;       /* owned; WS_MAX_HEADER + WSG_BUF_SIZE */
     uint8_t *ws_out;         /* pending data frame (inside tcp_rbuf) */

@@ -1165,3 +1165,20 @@ def test_metrics(procs, tmp_path, tcp_peer):
     assert values["wsgate_not_found_total"] == 1
     assert values["wsgate_open_tunnels"] == 0
     assert "# TYPE wsgate_tunnels_total counter" in text
+
+
+def test_client_stdio(procs, tmp_path, tcp_peer):
+    g = Gate(procs, tmp_path, {"eof": "127.0.0.1:%d" % tcp_peer("eof"),
+                               "echo": "127.0.0.1:%d" % tcp_peer()})
+    data = os.urandom(300_000)
+    r = subprocess.run([CLIENT, "--stdio", g.url("eof")], input=data, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"got %d bytes %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode())
+    assert r.stderr == b""  # quiet on the user's terminal unless something is wrong
+    r = subprocess.run([CLIENT, "--stdio", g.url("echo")], input=data, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout == data
+    r = subprocess.run([CLIENT, "--stdio", g.url("missing")], input=b"x", capture_output=True,
+                       timeout=60)
+    assert r.returncode == 1 and b"404" in r.stderr
