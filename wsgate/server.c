@@ -34,7 +34,9 @@ struct server {
     int listen_fd;
     ev_io accept_io;
     ev_timer accept_retry;
-    ev_signal sigterm;
+    ev_signal sigterm, sighup;
+    const char *map_path, *key_path, *tls_cert, *tls_key;
+    int64_t freshness;
     ev_timer shutdown_timer;
     int shutting_down;
     double shutdown_timeout;
@@ -530,6 +532,57 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     ev_timer_start(loop, &srv->shutdown_timer);
 }
 
+/* SIGHUP: reload the map file, the public key and the TLS certificate.
+ * Each part is loaded completely before it replaces the old one; a part that
+ * fails to load is reported and the old one stays. Open tunnels are not
+ * touched (they own copies of what they need). */
+static void sighup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *srv = sig->data;
+    char err[1024];
+    struct wsg_map nm;
+    int ok = 1;
+    if (wsg_map_load(&nm, srv->map_path, err, sizeof err) < 0) {
+        jsonlog(JSONLOG_ERROR, "Failed to reload map", JL_ERR(err));
+        ok = 0;
+    } else {
+        for (size_t i = 0; i < nm.n; i++) { /* keep the metrics of surviving names */
+            struct wsg_map_entry *old = wsg_map_find(&srv->map, nm.e[i].name);
+            if (old) {
+                nm.e[i].ok = old->ok;
+                nm.e[i].failed = old->failed;
+            }
+        }
+        wsg_map_free(&srv->map);
+        srv->map = nm;
+    }
+    if (srv->auth_enabled) {
+        struct wsg_auth na;
+        if (wsg_auth_load(&na, srv->key_path, srv->freshness, err, sizeof err) < 0) {
+            jsonlog(JSONLOG_ERROR, "Failed to reload public key", JL_ERR(err));
+            ok = 0;
+        } else {
+            wsg_auth_free(&srv->auth);
+            srv->auth = na;
+        }
+    }
+    if (srv->tls_ctx) {
+        struct ssl_ctx_st *nc = transport_tls_server_ctx(srv->tls_cert, srv->tls_key, err,
+                                                         sizeof err);
+        if (!nc) {
+            jsonlog(JSONLOG_ERROR, "Failed to reload TLS certificate", JL_ERR(err));
+            ok = 0;
+        } else {
+            transport_tls_ctx_free(srv->tls_ctx); /* live connections hold references */
+            srv->tls_ctx = nc;
+        }
+    }
+    jsonlog(ok ? JSONLOG_INFO : JSONLOG_WARN, ok ? "Reloaded" : "Reloaded partly",
+            JL_UINT("map_entries", srv->map.n));
+}
+
 static int parse_dump(void *target, const char *value, char *err, size_t errlen)
 {
     char *end;
@@ -671,6 +724,14 @@ int main(int argc, char **argv)
     ev_signal_init(&srv.sigterm, sigterm_cb, SIGTERM);
     srv.sigterm.data = &srv;
     ev_signal_start(srv.loop, &srv.sigterm);
+    ev_signal_init(&srv.sighup, sighup_cb, SIGHUP);
+    srv.sighup.data = &srv;
+    ev_signal_start(srv.loop, &srv.sighup);
+    srv.map_path = map_path;
+    srv.key_path = key_path;
+    srv.tls_cert = tls_cert;
+    srv.tls_key = tls_key;
+    srv.freshness = fresh;
     ev_init(&srv.shutdown_timer, shutdown_timeout_cb);
     srv.shutdown_timer.data = &srv;
     ev_run(srv.loop, 0);

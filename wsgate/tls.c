@@ -246,3 +246,8 @@ void transport_shutdown_write(struct transport *t)
     if (SSL_is_init_finished(ti->ssl))
         SSL_shutdown(ti->ssl);
 }
+
+void transport_tls_ctx_free(struct ssl_ctx_st *ctx)
+{
+    SSL_CTX_free(ctx);
+}

@@ -63,6 +63,9 @@ struct ssl_ctx_st *transport_tls_client_ctx(const char *ca_file, char *err, size
 struct ssl_ctx_st *transport_tls_server_ctx(const char *cert, const char *key, char *err,
                                             size_t errlen);
 
+/* Drop our reference to a context (connections keep theirs). */
+void transport_tls_ctx_free(struct ssl_ctx_st *ctx);
+
 /* TLS on fd (takes ownership). Client side: verify the certificate for
  * host (name or IP address; also sent as SNI for names). Server side: host
  * NULL. The TLS handshake runs inside the first reads/writes. Returns 0 or -1

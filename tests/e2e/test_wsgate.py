@@ -195,6 +195,19 @@ def http_raw(port, request, timeout=10):
     return status, head.decode("latin-1"), body
 
 
+def http_status(port, request, timeout=10):
+    """Status of the response head only (a 101 keeps the connection open)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+    return int(buf.split(b" ", 2)[1])
+
+
 def upgrade_request(name, extra=b""):
     key = base64.b64encode(os.urandom(16))
     return (b"GET /proxy/" + name.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -1182,3 +1195,28 @@ def test_client_stdio(procs, tmp_path, tcp_peer):
     r = subprocess.run([CLIENT, "--stdio", g.url("missing")], input=b"x", capture_output=True,
                        timeout=60)
     assert r.returncode == 1 and b"404" in r.stderr
+
+
+def test_sighup_reloads_map_without_dropping_tunnels(procs, tmp_path, tcp_peer):
+    one, two = tcp_peer(), tcp_peer()
+    g = Gate(procs, tmp_path, {"one": "127.0.0.1:%d" % one}, client=True)
+    s, got = echo_exchange(g.cports["one"], b"before")
+    assert got == b"before"
+    g.map.write_text("# reloaded\ntwo,127.0.0.1:%d\n" % two)
+    g.server.send_signal(signal.SIGHUP)
+    wait_for(lambda: any(e.get("msg") == "Reloaded" for e in g.server_log()), what="reload")
+    s.sendall(b"after")  # the open tunnel survived
+    assert s.recv(100) == b"after"
+    s.close()
+    status, _, body = http_raw(g.port, upgrade_request("one"))
+    assert status == 404
+    assert http_status(g.port, upgrade_request("two")) == 101
+    # a broken map on reload keeps the old one
+    g.map.write_text("two,127.0.0.1:%d\nbroken\n" % two)
+    g.server.send_signal(signal.SIGHUP)
+    wait_for(lambda: any(e.get("msg") == "Failed to reload map" for e in g.server_log()),
+             what="reload error")
+    err = [e for e in g.server_log() if e.get("msg") == "Failed to reload map"][0]
+    assert ":2: expected NAME,HOST:PORT" in err["error"]
+    assert http_status(g.port, upgrade_request("two")) == 101
+    assert g.server.poll() is None
