@@ -572,14 +572,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-client: --iap-credential and --private-key are exclusive\n");
         return 1;
     }
-    if (*iap_cred || *iap_id) {
-        fprintf(stderr, "wsgate-client: --iap-credential: the IAP token source is not "
-                        "supported by this build yet\n");
+    if (*iap_cred && !*iap_id) {
+        fprintf(stderr, "wsgate-client: --iap-client-id is required with --iap-credential\n");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     char err[1200];
-    if (*pk) {
+    if (*iap_cred) {
+        cl.token = wsg_token_iap_new(iap_cred, iap_id, iap_endpoint, ca_file, err, sizeof err);
+        if (!cl.token) {
+            fprintf(stderr, "wsgate-client: Failed to init iap token generator: %s\n", err);
+            return 1;
+        }
+    } else if (*pk) {
         cl.token = wsg_token_privatekey_new(pk, pk_user, err, sizeof err);
         if (!cl.token) {
             fprintf(stderr, "wsgate-client: Failed to init token generator: %s\n", err);

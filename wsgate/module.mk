@@ -2,14 +2,15 @@
 PROGRAMS  += $(BUILD)/wsgate-server $(BUILD)/wsgate-client
 MANPAGES  += wsgate/wsgate-server.1 wsgate/wsgate-client.1
 DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev zlib1g-dev \
+             libcurl4-openssl-dev \
              memcached mariadb-server mariadb-client python3-websockets python3-jwt \
              libserver-starter-perl socat curl openssl
 WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
 WSGATE_LDLIBS := -lev -ljwt $(call pkg,jansson) -lssl -lcrypto $(LIB_LDLIBS)
 $(BUILD)/wsgate-server: $(call objs,wsgate/server.c $(WSGATE_COMMON)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WSGATE_LDLIBS)
-$(BUILD)/wsgate-client: $(call objs,wsgate/client.c $(WSGATE_COMMON)) $(LIBOPSKIT)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WSGATE_LDLIBS)
+$(BUILD)/wsgate-client: $(call objs,wsgate/client.c wsgate/iap.c $(WSGATE_COMMON)) $(LIBOPSKIT)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lcurl -lpthread $(WSGATE_LDLIBS)
 # unit tests of the lib modules this directory brought in
 $(BUILD)/tests/unit/test_net: LDLIBS += -lev
 $(BUILD)/tests/unit/test_jsonlog: LDLIBS += -lev

@@ -69,4 +69,14 @@ struct wsg_token_source {
 struct wsg_token_source *wsg_token_privatekey_new(const char *keyfile, const char *user,
                                                   char *err, size_t errlen);
 
+/* Google IAP: a service-account JSON's key signs an assertion that the
+ * token endpoint (default https://oauth2.googleapis.com/token) exchanges
+ * for an ID token for audience CLIENT_ID.apps.googleusercontent.com. The
+ * first token is fetched here (blocking, at startup); a thread renews it
+ * ahead of expiry. ca_file (may be NULL) is trusted in addition to the
+ * system store. NULL with err on failure. */
+struct wsg_token_source *wsg_token_iap_new(const char *credfile, const char *client_id,
+                                           const char *endpoint, const char *ca_file,
+                                           char *err, size_t errlen);
+
 #endif

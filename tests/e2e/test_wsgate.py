@@ -1220,3 +1220,112 @@ def test_sighup_reloads_map_without_dropping_tunnels(procs, tmp_path, tcp_peer):
     assert ":2: expected NAME,HOST:PORT" in err["error"]
     assert http_status(g.port, upgrade_request("two")) == 101
     assert g.server.poll() is None
+
+
+# ---------------------------------------------------------------- IAP token source
+
+class TokenEndpoint:
+    """A local HTTPS OAuth2 token endpoint that checks the jwt-bearer
+    assertion's signature and claims and hands out numbered ID tokens."""
+
+    def __init__(self, certs, sa_public_pem, client_id, email, fail=False):
+        import http.server
+        import ssl
+        import urllib.parse
+        jwt = pytest.importorskip("jwt")
+        self.port = free_port()
+        self.url = "https://localhost:%d/token" % self.port
+        self.requests = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                form = urllib.parse.parse_qs(body)
+                try:
+                    assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+                    a = form["assertion"][0]
+                    assert jwt.get_unverified_header(a)["kid"] == "key-1"
+                    c = jwt.decode(a, sa_public_pem, algorithms=["RS256"], audience=outer.url)
+                    assert c["iss"] == email and c["sub"] == email
+                    assert c["target_audience"] == client_id + ".apps.googleusercontent.com"
+                    assert c["exp"] - c["iat"] == 3600
+                    ok = not fail
+                except Exception as e:  # noqa: BLE001 - report any failure as 400
+                    outer.requests.append(("bad", repr(e)))
+                    ok = False
+                if not ok:
+                    self.send_response(401 if fail else 400)
+                    self.end_headers()
+                    self.wfile.write(b'{"error":"invalid_grant"}')
+                    return
+                outer.requests.append(("ok", c))
+                out = json.dumps({"id_token": "idtok-%d" % len(outer.requests),
+                                  "expires_in": 3600}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(certs / "srv.pem"), str(certs / "srv.key"))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_iap_token_source(procs, tmp_path, tls_certs, rsa_keys):
+    key, pub = rsa_keys["good"]
+    email = "gate@example-project.iam.gserviceaccount.com"
+    cred = tmp_path / "sa.json"
+    cred.write_text(json.dumps({"type": "service_account", "client_email": email,
+                                "private_key": key.read_text(), "private_key_id": "key-1"}))
+    ep = TokenEndpoint(tls_certs, pub.read_bytes(), "1234-abc", email)
+    peer = WsPeer("echo")
+    try:
+        port, _, _ = start_client(
+            procs, tmp_path, "http://127.0.0.1:%d/proxy/x" % peer.port,
+            ["--iap-credential", str(cred), "--iap-client-id", "1234-abc",
+             "--iap-token-endpoint", ep.url, "--ca-file", str(tls_certs / "ca.pem")])
+        s, got = echo_exchange(port, b"iap")
+        s.close()
+        assert got == b"iap"
+        assert [r[0] for r in ep.requests] == ["ok"], ep.requests
+        h = {k.lower(): v for k, v in peer.headers[0][1].items()}
+        assert h["authorization"] == "Bearer idtok-1"
+        # the token is cached, not fetched per connection
+        s, got = echo_exchange(port, b"again")
+        s.close()
+        assert len(ep.requests) == 1
+    finally:
+        peer.close()
+        ep.close()
+    # an endpoint that refuses: startup fails loudly
+    bad = TokenEndpoint(tls_certs, pub.read_bytes(), "1234-abc", email, fail=True)
+    try:
+        m = tmp_path / "m.txt"
+        m.write_text("127.0.0.1:%d,http://127.0.0.1:1/proxy/x\n" % free_port())
+        r = subprocess.run([CLIENT, "--map", str(m), "--iap-credential", str(cred),
+                            "--iap-client-id", "1234-abc", "--iap-token-endpoint", bad.url,
+                            "--ca-file", str(tls_certs / "ca.pem")], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 1 and "401" in r.stderr, r.stderr
+        # without the CA the endpoint's certificate is not trusted
+        r = subprocess.run([CLIENT, "--map", str(m), "--iap-credential", str(cred),
+                            "--iap-client-id", "1234-abc", "--iap-token-endpoint", bad.url],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "certificate" in r.stderr.lower(), r.stderr
+        r = subprocess.run([CLIENT, "--map", str(m), "--iap-credential", str(cred),
+                            "--private-key", str(key)], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1 and "exclusive" in r.stderr
+    finally:
+        bad.close()
