@@ -549,14 +549,29 @@ static void print_meta(const struct config *cfg, const char *key)
     out_flush(&o);
 }
 
+/* Wait (at most ~200 ms, sleeping) until the machine's CPU time has moved past
+ * `prev_total`. Returns 1 when it has, 0 when it never did. */
+static int wait_cpu_tick(const struct config *cfg, uint64_t prev_total)
+{
+    for (int i = 0; i < 100; i++) {
+        struct ps_cpu_stat cpu;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+        read_cpu_stat(cfg, &cpu);
+        if (cpu.total > prev_total)
+            return 1;
+    }
+    return 0;
+}
+
 static double rate(uint64_t cur, uint64_t prev, double secs)
 {
     return cur >= prev ? (double)(cur - prev) / secs : 0.0;
 }
 
 /* Compare with the previous run, print the metric lines, save the new state. */
-static void report(const struct config *cfg, long long pid, const char *key,
-                   const struct sample *s)
+static void report(const struct config *cfg, long long pid, const char *how, const char *key,
+                   struct sample *s)
 {
     struct out o = {.len = 0};
     long long now = (long long)time(NULL);
@@ -591,6 +606,12 @@ static void report(const struct config *cfg, long long pid, const char *key,
     int save = 1;
     int cpu_ok = 0;
     double cpu_pct = 0, secs = 0;
+    if (have_prev && s->cpu.total <= prev.total_ticks && wait_cpu_tick(cfg, prev.total_ticks)) {
+        /* Run again within one clock tick of the previous run (a script calling us twice
+         * in a row): measure once the machine's CPU time has moved, rather than print no
+         * cpu line. */
+        measure(cfg, pid, how, s);
+    }
     if (have_prev) {
         if (s->cpu.total <= prev.total_ticks) {
             notice("less than one clock tick since the previous run; no cpu this time");
@@ -732,6 +753,10 @@ int main(int argc, char **argv)
         die("--oldest only makes sense with --pattern");
     if (cfg.key_prefix && cfg.key_prefix[0] == '\0')
         die("--key-prefix must not be empty");
+    /* a blank or control character would break the name<TAB>value<TAB>epoch lines */
+    for (const char *k = cfg.key_prefix; k && *k; k++)
+        if ((unsigned char)*k <= ' ' || *k == 0x7f)
+            die("invalid --key-prefix: it must not contain blanks or control characters");
 
     const char *env;
     cfg.proc_root = (env = getenv("PROCESS_STATUS_PROC_ROOT")) && *env ? env : "/proc";
@@ -764,6 +789,6 @@ int main(int argc, char **argv)
     measure(&cfg, pid, how, &s);
     if (!cfg.key_prefix)
         ps_sanitize_key(s.root.comm, key, sizeof key);
-    report(&cfg, pid, cfg.key_prefix ? cfg.key_prefix : key, &s);
+    report(&cfg, pid, how, cfg.key_prefix ? cfg.key_prefix : key, &s);
     return 0;
 }
