@@ -721,7 +721,7 @@ int main(int argc, char **argv)
          "also report threads, context switches/s, I/O bytes/s and uptime", NULL, NULL},
         {"state-dir", 0, FLAG_STRING, &cfg.state_dir, "DIR",
          "directory for the state file (default: $XDG_RUNTIME_DIR/" PROG
-         " or /tmp/" PROG "-UID)",
+         " or ${TMPDIR:-/tmp}/" PROG "-UID)",
          NULL, NULL},
         {"version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL},
         {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
@@ -757,6 +757,13 @@ int main(int argc, char **argv)
     for (const char *k = cfg.key_prefix; k && *k; k++)
         if ((unsigned char)*k <= ' ' || *k == 0x7f)
             die("invalid --key-prefix: it must not contain blanks or control characters");
+    if (cfg.key_prefix) {
+        char fname[PS_STATE_KEY_MAX + 1];
+        if (ps_state_escape_key(cfg.key_prefix, fname, sizeof fname) < 0)
+            die("--key-prefix is too long for a state file name (at most %d bytes when "
+                "escaped)",
+                PS_STATE_KEY_MAX);
+    }
 
     const char *env;
     cfg.proc_root = (env = getenv("PROCESS_STATUS_PROC_ROOT")) && *env ? env : "/proc";

@@ -202,6 +202,8 @@ def bracket_ratio(b1, b2, pi, ti):
 def test_help_version_and_flag_errors():
     r = run(["--help"])
     assert "--pid-file" in r.stdout and "--pattern" in r.stdout and "--key-prefix" in r.stdout
+    # the default state directory honours TMPDIR (test_default_state_dir_created_private)
+    assert "${TMPDIR:-/tmp}/mackerel-plugin-linux-process-status-UID" in r.stdout
     r = run(["-v"])
     assert "mackerel-plugin-linux-process-status" in r.stdout
     for args, msg in [([], "required"), (["--bogus"], "bogus"), (["-p", "abc"], "abc"),
@@ -211,11 +213,13 @@ def test_help_version_and_flag_errors():
                       (["-p", "1", "--key-prefix", ""], "must not be empty"),
                       (["-p", "1", "--key-prefix", "a\tb"], "invalid --key-prefix"),
                       (["-p", "1", "--key-prefix", "a b"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "k" * 201], "too long"),
                       (["-p", "1", "extra"], "unexpected argument")]:
-        r = run(args, check=False)
-        assert r.returncode == 1, (args, r.stderr)
-        assert msg in r.stderr, (args, r.stderr)
-        assert r.stdout == ""
+        for env in (None, dict(os.environ, MACKEREL_AGENT_PLUGIN_META="1")):
+            r = run(args, check=False, env=env)
+            assert r.returncode == 1, (args, r.stderr)
+            assert msg in r.stderr, (args, r.stderr)
+            assert r.stdout == ""
 
 
 def test_output_format_first_run_and_second_run(procs, state_dir):
