@@ -6,6 +6,7 @@
  * struct tunnel. */
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -577,6 +578,9 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* relay buffers are mmap'd, so the idle sweep gives them back to the
+     * system (glibc would otherwise raise the threshold and keep them) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     char err[1200];
     if (*iap_cred) {
         cl.token = wsg_token_iap_new(iap_cred, iap_id, iap_endpoint, ca_file, err, sizeof err);
@@ -675,6 +679,7 @@ int main(int argc, char **argv)
     ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);
     cl.sigterm.data = &cl;
     ev_signal_start(cl.loop, &cl.sigterm);
+    wsg_worker_start_sweep(&cl.worker);
     ev_init(&cl.shutdown_timer, shutdown_timeout_cb);
     ev_run(cl.loop, 0);
     if (cl.token)

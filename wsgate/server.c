@@ -4,6 +4,7 @@
  * (tunnel.c). One libev loop; all per-connection state lives in struct
  * tunnel so a worker thread can own it. */
 #include <errno.h>
+#include <malloc.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -657,6 +658,9 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* relay buffers are mmap'd, so the idle sweep gives them back to the
+     * system (glibc would otherwise raise the threshold and keep them) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
     char err[1024];
     srv.opts.handshake_timeout = (double)handshake / 1e9;
@@ -732,6 +736,7 @@ int main(int argc, char **argv)
     srv.tls_cert = tls_cert;
     srv.tls_key = tls_key;
     srv.freshness = fresh;
+    wsg_worker_start_sweep(&srv.worker);
     ev_init(&srv.shutdown_timer, shutdown_timeout_cb);
     srv.shutdown_timer.data = &srv;
     ev_run(srv.loop, 0);

@@ -46,7 +46,62 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     ev_init(&t->ping_timer, ping_timer_cb);
     t->ping_timer.data = t;
     w->open++;
+    t->next = w->tunnels;
+    if (w->tunnels)
+        w->tunnels->prev = t;
+    w->tunnels = t;
     return t;
+}
+
+/* Make sure *b holds size bytes (buffers come and go with traffic). */
+static bool need_buf(uint8_t **b, size_t size)
+{
+    if (!*b)
+        *b = malloc(size);
+    return *b != NULL;
+}
+
+static void release_idle_buffers(struct tunnel *t)
+{
+    if (t->ws_rlen == 0 && t->tcp_out_len == 0 && !t->inflating) {
+        free(t->ws_rbuf);
+        t->ws_rbuf = NULL;
+        free(t->zin);
+        t->zin = NULL;
+    }
+    if (t->ws_out_len == 0) {
+        free(t->tcp_rbuf);
+        t->tcp_rbuf = NULL;
+        free(t->zout);
+        t->zout = NULL;
+    }
+    for (int d = 0; d < 2; d++) {
+        if (t->dump_len[d] == 0) {
+            free(t->dump[d]);
+            t->dump[d] = NULL;
+        }
+    }
+    if (t->pmd_on && !t->inflating)
+        ws_pmd_idle(&t->pmd);
+}
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct wsg_worker *w = tm->data;
+    for (struct tunnel *t = w->tunnels; t; t = t->next) {
+        if (t->state != TUNNEL_HANDSHAKE && !t->busy)
+            release_idle_buffers(t);
+        t->busy = false;
+    }
+}
+
+void wsg_worker_start_sweep(struct wsg_worker *w)
+{
+    ev_timer_init(&w->sweep, sweep_cb, 2., 2.);
+    w->sweep.data = w;
+    ev_timer_start(w->loop, &w->sweep);
 }
 
 /* ---- logging ---- */
@@ -299,6 +354,10 @@ static void handle_data(struct tunnel *t, const struct ws_event *ev)
         return; /* closing: nowhere to deliver */
     }
     if (ev->compressed && t->pmd_on) {
+        if (!need_buf(&t->zin, WSG_BUF_SIZE)) {
+            fail_now(t, t->names->ws_read, "NextReader", ENOMEM);
+            return;
+        }
         ws_pmd_inflate_input(&t->pmd, ev->data, ev->len, ev->message_end);
         t->inflating = true;
         inflate_some(t);
@@ -351,6 +410,8 @@ static void ws_pump(struct tunnel *t)
 {
     if (t->inflating)
         inflate_some(t);
+    if (!t->ws_rbuf)
+        return;
     while (!t->inflating && t->tcp_out_len == 0 && !t->close_received &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl) {
         struct ws_event ev;
@@ -394,11 +455,16 @@ static bool ws_can_read(const struct tunnel *t)
  * up (saves an epoll round trip per buffer on a busy tunnel). */
 static void ws_read_some(struct tunnel *t)
 {
+    if (ws_can_read(t) && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
+        fail_now(t, t->names->ws_read, "NextReader", ENOMEM);
+        return;
+    }
     for (int round = 0; round < 8 && ws_can_read(t); round++) {
         size_t room = WSG_BUF_SIZE - t->ws_rlen;
         ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
         if (n > 0) {
             t->ws_rlen += (size_t)n;
+            t->busy = true;
             t->last_alive = ev_now(t->w->loop);
             ws_pump(t);
             if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
@@ -493,10 +559,19 @@ static bool tcp_can_read(const struct tunnel *t)
  * keeps up. */
 static void tcp_read_some(struct tunnel *t)
 {
+    if (!tcp_can_read(t))
+        return;
+    if (!need_buf(&t->tcp_rbuf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
+        (t->pmd_on &&
+         !need_buf(&t->zout, WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE)))) {
+        fail_now(t, t->names->tcp_read, "Reading from dest", ENOMEM);
+        return;
+    }
     uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
     for (int round = 0; round < 8 && tcp_can_read(t); round++) {
         ssize_t n = read(t->tcp_fd, payload, WSG_BUF_SIZE);
         if (n > 0) {
+            t->busy = true;
             struct ws_frame_header hdr;
             uint8_t head[WS_MAX_HEADER];
             uint8_t *body = payload;
@@ -672,16 +747,6 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     dc.binary_only = false; /* text is refused by handle_data with the original's log */
     dc.allowed_rsv = t->pmd_on ? WS_RSV1 : 0;
     ws_decoder_init(&t->dec, &dc);
-    t->ws_rbuf = malloc(WSG_BUF_SIZE);
-    t->tcp_rbuf = malloc(WS_MAX_HEADER + WSG_BUF_SIZE);
-    if (t->pmd_on) {
-        t->zin = malloc(WSG_BUF_SIZE);
-        t->zout = malloc(WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE));
-        if (!t->zin || !t->zout) {
-            free(t->ws_rbuf);
-            t->ws_rbuf = NULL;
-        }
-    }
     ev_timer_stop(t->w->loop, &t->timer);
     /* the handshake code used these watchers with its own callbacks */
     ev_io_stop(t->w->loop, &t->ws_rio);
@@ -689,7 +754,7 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     ev_set_cb(&t->ws_rio, ws_read_cb);
     ev_set_cb(&t->ws_wio, ws_write_cb);
     ev_set_cb(&t->timer, timer_cb);
-    if (!t->ws_rbuf || !t->tcp_rbuf) {
+    if (len > 0 && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
         tunnel_log(t, JSONLOG_ERROR, "out of memory", NULL, NULL, NULL, NULL);
         t->failed = true;
         tunnel_close(t);
@@ -753,6 +818,12 @@ void tunnel_close(struct tunnel *t)
     free(t->zin);
     free(t->zout);
     struct wsg_worker *w = t->w;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->tunnels = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
     free(t);
     if (w->open > 0 && --w->open == 0 && w->on_idle)
         w->on_idle(w);

@@ -66,6 +66,8 @@ struct wsg_worker {
     unsigned long relaying; /* tunnels past the handshake */
     void (*on_idle)(struct wsg_worker *w); /* called when open drops to 0 */
     void (*on_close)(struct tunnel *t);    /* a relaying tunnel ends (metrics) */
+    struct tunnel *tunnels;  /* every tunnel on this worker (for the idle sweep) */
+    ev_timer sweep;
     void *owner;
 };
 
@@ -83,6 +85,8 @@ enum tunnel_state {
 
 struct tunnel {
     struct wsg_worker *w;
+    struct tunnel *prev, *next; /* w->tunnels */
+    bool busy;               /* data moved since the last idle sweep */
     uint64_t seq;
     enum tunnel_state state;
 
@@ -90,7 +94,7 @@ struct tunnel {
     struct transport ws;
     ev_io ws_rio, ws_wio;
     struct ws_decoder dec;
-    uint8_t *ws_rbuf;        /* owned; WSG_BUF_SIZE */
+    uint8_t *ws_rbuf;        /* owned, allocated on demand; WSG_BUF_SIZE */
     size_t ws_rlen, ws_rpos; /* bytes held / bytes already decoded */
     const uint8_t *tcp_out;  /* pending chunk for the TCP side (inside ws_rbuf) */
     size_t tcp_out_len;
@@ -101,7 +105,7 @@ struct tunnel {
     int tcp_fd;
     int tcp_wfd;            /* -1 = same as tcp_fd */
     ev_io tcp_rio, tcp_wio;
-    uint8_t *tcp_rbuf;       /* owned; WS_MAX_HEADER + WSG_BUF_SIZE */
+    uint8_t *tcp_rbuf;       /* owned, on demand; WS_MAX_HEADER + WSG_BUF_SIZE */
     uint8_t *ws_out;         /* pending data frame (inside tcp_rbuf) */
     size_t ws_out_len, ws_out_payload;
     uint8_t ctrl[4 * WS_MAX_CONTROL_FRAME];
@@ -134,6 +138,11 @@ struct tunnel {
     void *hs;                /* handshake state of server.c/client.c, owned by them */
     void (*hs_free)(struct tunnel *t);
 };
+
+/* Start the worker's idle sweep: every 2 s, tunnels that moved no data since
+ * the last sweep give their buffers back (they are allocated again on the
+ * next read), so an idle tunnel costs a struct and its sockets. */
+void wsg_worker_start_sweep(struct wsg_worker *w);
 
 /* Allocate a tunnel on worker w (counted in w->open). fds are not set yet. */
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names);
