@@ -1334,7 +1334,7 @@ def test_iap_token_source(procs, tmp_path, tls_certs, rsa_keys):
 
 def sanitized():
     with open(SERVER, "rb") as f:
-        return b"AddressSanitizer" in f.read()
+        return b"__asan_init" in f.read()
 
 
 def test_idle_tunnels_give_buffers_back(procs, tmp_path):
