@@ -706,3 +706,79 @@ def test_rotation_resumes_after_a_failed_step(procs, tmp_path):
     finish(p)
     assert log_files(d) == [first, first + ".1"]
     assert read_log(d, first + ".1") == b
+
+
+# ---------------------------------------------------------------- review additions
+
+def test_line_in_file_within_100ms(procs, tmp_path):
+    # "flushed at least every 100 ms": a lone line must be in the file less
+    # than 100 ms after it was sent. Best of several tries, so a busy machine
+    # does not make it flaky; a flush timer of 100 ms itself can never pass.
+    d = str(tmp_path / "logs")
+    p = start(procs, tmp_path, ["--log-dir", d])
+    send(p, b"warmup\n")
+    wait_written(d, b"warmup\n")
+    sent = b"warmup\n"
+    best = None
+    for i in range(6):
+        line = b"line %d\n" % i
+        t0 = time.monotonic()
+        send(p, line)
+        sent += line
+        wait_for(lambda: all_output(d) == sent, timeout=10, interval=0.002, what="line %d" % i)
+        dt = time.monotonic() - t0
+        best = dt if best is None else min(best, dt)
+        time.sleep(0.15)
+    finish(p)
+    assert best < 0.1, "fastest line took %.3f s to reach the file" % best
+
+
+def test_closed_stdin_is_an_error(tmp_path):
+    d = str(tmp_path / "logs")
+    r = subprocess.run([RELAXLOGS, "--log-dir", d], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                       preexec_fn=lambda: os.close(0))
+    assert r.returncode == 1
+    assert r.stdout == b""
+    err = r.stderr.decode()
+    assert "stdin" in err and len(err.strip().splitlines()) == 1, err
+    assert not os.path.exists(d)
+
+
+def test_closed_stderr_keeps_diagnostics_out_of_the_log(tmp_path):
+    # With fd 2 closed the log file must not become fd 2: the long-line
+    # notice would otherwise be written into the log itself.
+    d = str(tmp_path / "logs")
+    data = b"x" * (2 * 1024 * 1024) + b"\nshort\n"
+    r = subprocess.run([RELAXLOGS, "--log-dir", d], input=data, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, preexec_fn=lambda: os.close(2))
+    assert r.returncode == 0
+    out = all_output(d)
+    assert b"relaxlogs" not in out
+    assert out == b"x" * (1024 * 1024) + b"\n" + b"x" * (1024 * 1024) + b"\nshort\n"
+
+
+def test_stdin_read_error_writes_what_was_read_and_exits_1(tmp_path):
+    # The original exits 1 when reading stdin fails; so do we, after writing
+    # everything read before the error (here stdin is a directory: EISDIR).
+    d = str(tmp_path / "logs")
+    fd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        r = subprocess.run([RELAXLOGS, "--log-dir", d], stdin=fd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+    finally:
+        os.close(fd)
+    assert r.returncode == 1
+    assert r.stdout == b""
+    err = r.stderr.decode()
+    assert "read stdin" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_closed_stdout_in_stdout_mode_is_an_error():
+    # Writing to stdout that is closed would lose every line: refuse loudly.
+    r = subprocess.run([RELAXLOGS, "--log-dir", "stdout"], input=b"a\n",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
+                       preexec_fn=lambda: os.close(1))
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "stdout" in err and len(err.strip().splitlines()) == 1, err
