@@ -83,7 +83,7 @@ struct state {
     char *ibuf;
     size_t ilen;
     int eof, reading_done, in_long_line;
-    int read_failed; /* stdin gave an error: treated as EOF, exit status 1 */
+    int read_failed;       /* stdin gave an error: treated as EOF, exit status 1 */
     int64_t batch_sec;     /* wall-clock second of the current read batch */
     int64_t checked_sec;   /* second for which the period was last checked */
     struct period qperiod; /* period of the newest queued data */
