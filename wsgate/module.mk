@@ -8,7 +8,7 @@ DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev z
 WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
 WSGATE_LDLIBS := -lev -ljwt $(call pkg,jansson) -lssl -lcrypto $(LIB_LDLIBS)
 $(BUILD)/wsgate-server: $(call objs,wsgate/server.c $(WSGATE_COMMON)) $(LIBOPSKIT)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WSGATE_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lpthread $(WSGATE_LDLIBS)
 $(BUILD)/wsgate-client: $(call objs,wsgate/client.c wsgate/iap.c $(WSGATE_COMMON)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lcurl -lpthread $(WSGATE_LDLIBS)
 # unit tests of the lib modules this directory brought in

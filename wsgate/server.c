@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <ev.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +25,36 @@
 #include "ws_handshake.h"
 #include "wsgate.h"
 
+struct server;
+
+/* One event-loop thread: accepts on the shared listening socket and owns
+ * every connection it accepted. Worker 0 runs on the main thread's loop,
+ * which also handles the signals. */
+struct srv_worker {
+    struct wsg_worker w;
+    struct server *srv;
+    pthread_t thread;
+    ev_io accept_io;
+    ev_timer accept_retry;
+    ev_async stop;    /* main → worker: stop accepting, end when idle */
+    ev_timer ack;     /* acknowledges the stop once libev has applied it */
+    int stopping;
+    int accept_stopped; /* acknowledged: its accept watcher is stopped */
+    int done;
+};
+
 struct server {
     struct ev_loop *loop;
     struct wsg_opts opts;
-    struct wsg_worker worker;
+    struct srv_worker *workers;
+    int nworkers;
+    pthread_rwlock_t cfg; /* map, auth, tls_ctx: read by workers, swapped by SIGHUP */
+    ev_async worker_done; /* worker → main: a worker finished */
     struct wsg_map map;
     struct wsg_auth auth;
     int auth_enabled;
     struct ssl_ctx_st *tls_ctx;
     int listen_fd;
-    ev_io accept_io;
-    ev_timer accept_retry;
     ev_signal sigterm, sighup;
     const char *map_path, *key_path, *tls_cert, *tls_key;
     int64_t freshness;
@@ -45,6 +65,15 @@ struct server {
     /* /metrics */
     uint64_t bytes_in, bytes_out, auth_failures, dial_failures, not_found;
 };
+
+#define COUNT(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
+#define ADD(x, n) __atomic_add_fetch(&(x), (n), __ATOMIC_RELAXED)
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static struct server *server_of(const struct tunnel *t)
+{
+    return ((struct srv_worker *)t->w->owner)->srv;
+}
 
 static const struct wsg_disconnect_names server_names = {
     .ws_read = "client_nextreader",
@@ -188,7 +217,7 @@ static void dial_done(void *arg, int fd, const char *error)
     h->dial = NULL;
     if (fd < 0) {
         tunnel_log(t, JSONLOG_WARN, "DialTimeout", "error", error, NULL, NULL);
-        h->srv->dial_failures++;
+        COUNT(h->srv->dial_failures);
         char body[1200];
         snprintf(body, sizeof body, "Could not connect upstream: %s\n", error);
         respond(t, 500, body, NULL);
@@ -240,12 +269,17 @@ static char *metrics_text(struct server *srv)
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return NULL;
+    unsigned long relaying = 0, open = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+        relaying += LOAD(srv->workers[i].w.relaying);
+        open += LOAD(srv->workers[i].w.open);
+    }
     fprintf(f, "# HELP wsgate_open_tunnels Tunnels relaying now.\n"
                "# TYPE wsgate_open_tunnels gauge\nwsgate_open_tunnels %lu\n",
-            srv->worker.relaying);
+            relaying);
     fprintf(f, "# HELP wsgate_connections Connections open now, handshakes included.\n"
                "# TYPE wsgate_connections gauge\nwsgate_connections %lu\n",
-            srv->worker.open);
+            open);
     fprintf(f, "# HELP wsgate_tunnels_total Tunnels ended, by destination and status.\n"
                "# TYPE wsgate_tunnels_total counter\n");
     for (size_t i = 0; i < srv->map.n; i++) {
@@ -253,23 +287,24 @@ static char *metrics_text(struct server *srv)
             fputs("wsgate_tunnels_total{destination=\"", f);
             prom_label(f, srv->map.e[i].name);
             fprintf(f, "\",status=\"%s\"} %llu\n", k ? "Failed" : "Suceeded",
-                    (unsigned long long)(k ? srv->map.e[i].failed : srv->map.e[i].ok));
+                    (unsigned long long)(k ? LOAD(srv->map.e[i].failed)
+                                           : LOAD(srv->map.e[i].ok)));
         }
     }
     fprintf(f, "# HELP wsgate_bytes_total Payload bytes relayed by ended tunnels.\n"
                "# TYPE wsgate_bytes_total counter\n"
                "wsgate_bytes_total{direction=\"client_to_upstream\"} %llu\n"
                "wsgate_bytes_total{direction=\"upstream_to_client\"} %llu\n",
-            (unsigned long long)srv->bytes_in, (unsigned long long)srv->bytes_out);
+            (unsigned long long)LOAD(srv->bytes_in), (unsigned long long)LOAD(srv->bytes_out));
     fprintf(f, "# HELP wsgate_auth_failures_total Requests refused by JWT verification.\n"
                "# TYPE wsgate_auth_failures_total counter\nwsgate_auth_failures_total %llu\n",
-            (unsigned long long)srv->auth_failures);
+            (unsigned long long)LOAD(srv->auth_failures));
     fprintf(f, "# HELP wsgate_dial_failures_total Upstream dials that failed.\n"
                "# TYPE wsgate_dial_failures_total counter\nwsgate_dial_failures_total %llu\n",
-            (unsigned long long)srv->dial_failures);
+            (unsigned long long)LOAD(srv->dial_failures));
     fprintf(f, "# HELP wsgate_not_found_total Requests for names not in the map.\n"
                "# TYPE wsgate_not_found_total counter\nwsgate_not_found_total %llu\n",
-            (unsigned long long)srv->not_found);
+            (unsigned long long)LOAD(srv->not_found));
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -279,16 +314,18 @@ static char *metrics_text(struct server *srv)
 
 static void server_tunnel_closed(struct tunnel *t)
 {
-    struct server *srv = t->w->owner;
-    srv->bytes_in += t->nread;
-    srv->bytes_out += t->nwrite;
+    struct server *srv = server_of(t);
+    ADD(srv->bytes_in, t->nread);
+    ADD(srv->bytes_out, t->nwrite);
+    pthread_rwlock_rdlock(&srv->cfg);
     struct wsg_map_entry *e = wsg_map_find(&srv->map, t->dest);
     if (e) {
         if (t->failed)
-            e->failed++;
+            COUNT(e->failed);
         else
-            e->ok++;
+            COUNT(e->ok);
     }
+    pthread_rwlock_unlock(&srv->cfg);
 }
 
 static void route(struct tunnel *t)
@@ -303,7 +340,9 @@ static void route(struct tunnel *t)
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
+        pthread_rwlock_rdlock(&srv->cfg);
         char *body = metrics_text(srv);
+        pthread_rwlock_unlock(&srv->cfg);
         respond(t, body ? 200 : 500, body ? body : "out of memory\n",
                 body ? "Content-Type: text/plain; version=0.0.4\r\n" : NULL);
         free(body);
@@ -316,14 +355,16 @@ static void route(struct tunnel *t)
     }
     snprintf(t->dest, sizeof t->dest, "%s", name);
     /* the original counts every /proxy request, answered or not */
-    t->seq = ++srv->seq;
+    t->seq = COUNT(srv->seq);
+    pthread_rwlock_rdlock(&srv->cfg);
     if (srv->auth_enabled) {
         char err[512];
         int rc = wsg_auth_verify(&srv->auth, r->authorization, name, t->user, sizeof t->user,
                                  err, sizeof err);
         if (rc < 0) {
+            pthread_rwlock_unlock(&srv->cfg);
             tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
-            srv->auth_failures++;
+            COUNT(srv->auth_failures);
             char body[600];
             snprintf(body, sizeof body, "%s\n", err);
             respond(t, rc == -2 ? 403 : 401, body, NULL);
@@ -333,15 +374,18 @@ static void route(struct tunnel *t)
         snprintf(t->user, sizeof t->user, "%s", r->user_email ? r->user_email : "");
     }
     const char *up = wsg_map_get(&srv->map, name);
+    if (up)
+        snprintf(t->upstream, sizeof t->upstream, "%s", up);
+    pthread_rwlock_unlock(&srv->cfg);
+    up = up ? t->upstream : NULL;
     if (!up) {
         tunnel_log(t, JSONLOG_WARN, "No map found", NULL, NULL, NULL, NULL);
-        srv->not_found++;
+        COUNT(srv->not_found);
         char body[400];
         snprintf(body, sizeof body, "Not found: %s\n", name);
         respond(t, 404, body, NULL);
         return;
     }
-    snprintf(t->upstream, sizeof t->upstream, "%s", up);
     const char *why = NULL;
     int st = ws_hs_request_check(r, &why);
     if (st != 0) {
@@ -441,15 +485,16 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 {
     (void)revents;
-    struct server *srv = tm->data;
-    if (!srv->shutting_down)
-        ev_io_start(loop, &srv->accept_io);
+    struct srv_worker *sw = tm->data;
+    if (!sw->stopping)
+        ev_io_start(loop, &sw->accept_io);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
-    struct server *srv = io->data;
+    struct srv_worker *sw = io->data;
+    struct server *srv = sw->srv;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -459,13 +504,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
                 /* out of descriptors: stop accepting for a moment instead of
                  * spinning on a listener that stays readable */
                 jsonlog(JSONLOG_WARN, "accept: pausing", JL_ERR(strerror(errno)));
-                ev_io_stop(loop, &srv->accept_io);
-                ev_timer_set(&srv->accept_retry, 0.1, 0.);
-                ev_timer_start(loop, &srv->accept_retry);
+                ev_io_stop(loop, &sw->accept_io);
+                ev_timer_set(&sw->accept_retry, 0.1, 0.);
+                ev_timer_start(loop, &sw->accept_retry);
             }
             return;
         }
-        struct tunnel *t = tunnel_new(&srv->worker, &server_names);
+        struct tunnel *t = tunnel_new(&sw->w, &server_names);
         struct srv_hs *h = t ? calloc(1, sizeof *h) : NULL;
         if (!h || ws_hs_server_init(&h->parser, 0) < 0) {
             free(h);
@@ -479,12 +524,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         t->hs_free = hs_free;
         net_set_nodelay(fd);
         net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
-        if (srv->tls_ctx) {
-            if (transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) < 0) {
-                tunnel_close(t);
-                continue;
-            }
-        } else {
+        pthread_rwlock_rdlock(&srv->cfg);
+        int tls_rc = srv->tls_ctx ? transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) : 1;
+        pthread_rwlock_unlock(&srv->cfg);
+        if (tls_rc < 0) {
+            tunnel_close(t);
+            continue;
+        } else if (tls_rc > 0) {
             transport_tcp_init(&t->ws, fd);
         }
         ev_set_cb(&t->ws_rio, hs_read_cb);
@@ -494,12 +540,69 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-static void server_idle(struct wsg_worker *w)
+/* A worker that is stopping and has no connection left is done. */
+static void worker_idle(struct wsg_worker *w)
 {
-    struct server *srv = w->owner;
-    if (srv->shutting_down) {
+    struct srv_worker *sw = w->owner;
+    if (!sw->stopping || sw->done || !__atomic_load_n(&sw->accept_stopped, __ATOMIC_ACQUIRE))
+        return; /* not stopping, already done, or the stop is not acknowledged yet */
+    __atomic_store_n(&sw->done, 1, __ATOMIC_RELEASE);
+    if (w->loop != sw->srv->loop)
+        ev_break(w->loop, EVBREAK_ALL); /* the thread ends */
+    ev_async_send(sw->srv->loop, &sw->srv->worker_done);
+}
+
+static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)revents;
+    struct srv_worker *sw = a->data;
+    sw->stopping = 1;
+    ev_io_stop(loop, &sw->accept_io);
+    ev_timer_stop(loop, &sw->accept_retry);
+    ev_timer_stop(loop, &sw->w.sweep);
+    /* libev applies the watcher change to epoll at its next iteration: only
+     * then may the main thread close the socket */
+    ev_timer_set(&sw->ack, 0., 0.);
+    ev_timer_start(loop, &sw->ack);
+}
+
+static void worker_ack_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct srv_worker *sw = tm->data;
+    __atomic_store_n(&sw->accept_stopped, 1, __ATOMIC_RELEASE);
+    ev_async_send(sw->srv->loop, &sw->srv->worker_done);
+    if (__atomic_load_n(&sw->w.open, __ATOMIC_ACQUIRE) == 0)
+        worker_idle(&sw->w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct srv_worker *sw = arg;
+    ev_run(sw->w.loop, 0);
+    return NULL;
+}
+
+/* Main thread: count finished workers; all done → exit the main loop. */
+static void worker_done_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)revents;
+    struct server *srv = a->data;
+    int done = 0, stopped = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+        done += __atomic_load_n(&srv->workers[i].done, __ATOMIC_ACQUIRE);
+        stopped += __atomic_load_n(&srv->workers[i].accept_stopped, __ATOMIC_ACQUIRE);
+    }
+    if (stopped == srv->nworkers && srv->listen_fd >= 0) {
+        /* nobody polls it any more: new connections are refused now (under
+         * Server::Starter the socket lives on in the next generation) */
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+    }
+    if (srv->shutting_down && done == srv->nworkers) {
         jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-        ev_break(srv->loop, EVBREAK_ALL);
+        ev_break(loop, EVBREAK_ALL);
     }
 }
 
@@ -507,8 +610,9 @@ static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 {
     (void)tm;
     (void)revents;
+    (void)loop;
     jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
-    ev_break(loop, EVBREAK_ALL);
+    _exit(0); /* the kernel closes what is still open, in every thread */
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -519,24 +623,27 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
         return;
     srv->shutting_down = 1;
     jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
-    ev_io_stop(loop, &srv->accept_io);
-    ev_timer_stop(loop, &srv->accept_retry);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
-    if (srv->worker.open == 0) {
-        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-        ev_break(loop, EVBREAK_ALL);
-        return;
+    /* worker 0 shares this loop: stop its accepting right now */
+    worker_stop_cb(loop, &srv->workers[0].stop, 0);
+    for (int i = 1; i < srv->nworkers; i++)
+        ev_async_send(srv->workers[i].w.loop, &srv->workers[i].stop);
+    int busy = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        busy += !__atomic_load_n(&srv->workers[i].done, __ATOMIC_ACQUIRE);
+    if (busy) {
+        jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
+        ev_timer_set(&srv->shutdown_timer, srv->shutdown_timeout, 0.);
+        ev_timer_start(loop, &srv->shutdown_timer);
     }
-    jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
-    ev_timer_set(&srv->shutdown_timer, srv->shutdown_timeout, 0.);
-    ev_timer_start(loop, &srv->shutdown_timer);
+    /* closes the socket once every worker stopped accepting; ends the loop
+     * when every worker is done */
+    worker_done_cb(loop, &srv->worker_done, 0);
 }
 
 /* SIGHUP: reload the map file, the public key and the TLS certificate.
- * Each part is loaded completely before it replaces the old one; a part that
- * fails to load is reported and the old one stays. Open tunnels are not
- * touched (they own copies of what they need). */
+ * Each part is loaded completely before it replaces the old one (under the
+ * config lock); a part that fails to load is reported and the old one stays.
+ * Open tunnels are not touched (they own copies of what they need). */
 static void sighup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
     (void)loop;
@@ -544,11 +651,30 @@ static void sighup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     struct server *srv = sig->data;
     char err[1024];
     struct wsg_map nm;
-    int ok = 1;
-    if (wsg_map_load(&nm, srv->map_path, err, sizeof err) < 0) {
+    struct wsg_auth na;
+    struct ssl_ctx_st *nc = NULL;
+    int ok = 1, map_ok, auth_ok = 0;
+    map_ok = wsg_map_load(&nm, srv->map_path, err, sizeof err) == 0;
+    if (!map_ok) {
         jsonlog(JSONLOG_ERROR, "Failed to reload map", JL_ERR(err));
         ok = 0;
-    } else {
+    }
+    if (srv->auth_enabled) {
+        auth_ok = wsg_auth_load(&na, srv->key_path, srv->freshness, err, sizeof err) == 0;
+        if (!auth_ok) {
+            jsonlog(JSONLOG_ERROR, "Failed to reload public key", JL_ERR(err));
+            ok = 0;
+        }
+    }
+    if (srv->tls_ctx) {
+        nc = transport_tls_server_ctx(srv->tls_cert, srv->tls_key, err, sizeof err);
+        if (!nc) {
+            jsonlog(JSONLOG_ERROR, "Failed to reload TLS certificate", JL_ERR(err));
+            ok = 0;
+        }
+    }
+    pthread_rwlock_wrlock(&srv->cfg);
+    if (map_ok) {
         for (size_t i = 0; i < nm.n; i++) { /* keep the metrics of surviving names */
             struct wsg_map_entry *old = wsg_map_find(&srv->map, nm.e[i].name);
             if (old) {
@@ -559,29 +685,18 @@ static void sighup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
         wsg_map_free(&srv->map);
         srv->map = nm;
     }
-    if (srv->auth_enabled) {
-        struct wsg_auth na;
-        if (wsg_auth_load(&na, srv->key_path, srv->freshness, err, sizeof err) < 0) {
-            jsonlog(JSONLOG_ERROR, "Failed to reload public key", JL_ERR(err));
-            ok = 0;
-        } else {
-            wsg_auth_free(&srv->auth);
-            srv->auth = na;
-        }
+    if (auth_ok) {
+        wsg_auth_free(&srv->auth);
+        srv->auth = na;
     }
-    if (srv->tls_ctx) {
-        struct ssl_ctx_st *nc = transport_tls_server_ctx(srv->tls_cert, srv->tls_key, err,
-                                                         sizeof err);
-        if (!nc) {
-            jsonlog(JSONLOG_ERROR, "Failed to reload TLS certificate", JL_ERR(err));
-            ok = 0;
-        } else {
-            transport_tls_ctx_free(srv->tls_ctx); /* live connections hold references */
-            srv->tls_ctx = nc;
-        }
+    if (nc) {
+        transport_tls_ctx_free(srv->tls_ctx); /* live connections hold references */
+        srv->tls_ctx = nc;
     }
+    size_t entries = srv->map.n;
+    pthread_rwlock_unlock(&srv->cfg);
     jsonlog(ok ? JSONLOG_INFO : JSONLOG_WARN, ok ? "Reloaded" : "Reloaded partly",
-            JL_UINT("map_entries", srv->map.n));
+            JL_UINT("map_entries", entries));
 }
 
 static int parse_dump(void *target, const char *value, char *err, size_t errlen)
@@ -604,6 +719,7 @@ int main(int argc, char **argv)
     int64_t handshake = 10000000000LL, dial = 10000000000LL, wto = 10000000000LL;
     int64_t sto = 86400000000000LL, fresh = 3600000000000LL;
     int compression = 0, dump = 0;
+    long long nworkers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     uint64_t maxmsg = WSG_MAX_MESSAGE;
     int64_t ping_iv = 0, ping_to = -1;
     const struct flag_spec specs[] = {
@@ -636,6 +752,9 @@ int main(int argc, char **argv)
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
           "(default 64MiB)", NULL, NULL },
+        { "workers", 0, FLAG_INT, &nworkers, "N",
+          "Event-loop threads, each accepting and relaying (default: number of CPUs)", NULL,
+          NULL },
         { "tls-cert", 0, FLAG_STRING, &tls_cert, "FILE",
           "Serve TLS (wss://, https://) with this certificate chain (PEM)", NULL, NULL },
         { "tls-key", 0, FLAG_STRING, &tls_key, "FILE", "Private key of -tls-cert (PEM)", NULL,
@@ -683,6 +802,10 @@ int main(int argc, char **argv)
         srv.auth_enabled = 1;
     }
     srv.opts.compression = compression;
+    if (nworkers < 1 || nworkers > 256) {
+        fprintf(stderr, "wsgate-server: -workers must be 1..256\n");
+        return 1;
+    }
     if (!*tls_cert != !*tls_key) {
         fprintf(stderr, "wsgate-server: -tls-cert and -tls-key go together\n");
         return 1;
@@ -713,18 +836,48 @@ int main(int argc, char **argv)
     }
 
     srv.loop = ev_default_loop(EVFLAG_AUTO);
-    srv.worker.loop = srv.loop;
-    srv.worker.opts = &srv.opts;
-    srv.worker.role = WS_ROLE_SERVER;
-    srv.worker.seq = &srv.seq;
-    srv.worker.on_idle = server_idle;
-    srv.worker.on_close = server_tunnel_closed;
-    srv.worker.owner = &srv;
-    ev_io_init(&srv.accept_io, accept_cb, srv.listen_fd, EV_READ);
-    srv.accept_io.data = &srv;
-    ev_io_start(srv.loop, &srv.accept_io);
-    ev_init(&srv.accept_retry, accept_retry_cb);
-    srv.accept_retry.data = &srv;
+    pthread_rwlock_init(&srv.cfg, NULL);
+    srv.nworkers = (int)nworkers;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+    if (!srv.workers) {
+        fprintf(stderr, "wsgate-server: out of memory\n");
+        return 1;
+    }
+    ev_async_init(&srv.worker_done, worker_done_cb);
+    srv.worker_done.data = &srv;
+    ev_async_start(srv.loop, &srv.worker_done);
+    for (int i = 0; i < srv.nworkers; i++) {
+        struct srv_worker *sw = &srv.workers[i];
+        sw->srv = &srv;
+        sw->w.loop = i == 0 ? srv.loop : ev_loop_new(EVFLAG_AUTO);
+        if (!sw->w.loop) {
+            fprintf(stderr, "wsgate-server: cannot create event loop %d\n", i);
+            return 1;
+        }
+        sw->w.opts = &srv.opts;
+        sw->w.role = WS_ROLE_SERVER;
+        sw->w.seq = &srv.seq;
+        sw->w.on_idle = worker_idle;
+        sw->w.on_close = server_tunnel_closed;
+        sw->w.owner = sw;
+        ev_io_init(&sw->accept_io, accept_cb, srv.listen_fd, EV_READ);
+        sw->accept_io.data = sw;
+        ev_io_start(sw->w.loop, &sw->accept_io);
+        ev_init(&sw->accept_retry, accept_retry_cb);
+        sw->accept_retry.data = sw;
+        ev_init(&sw->ack, worker_ack_cb);
+        sw->ack.data = sw;
+        ev_async_init(&sw->stop, worker_stop_cb);
+        sw->stop.data = sw;
+        ev_async_start(sw->w.loop, &sw->stop);
+        wsg_worker_start_sweep(&sw->w);
+    }
+    for (int i = 1; i < srv.nworkers; i++) {
+        if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0) {
+            fprintf(stderr, "wsgate-server: cannot start worker thread %d\n", i);
+            return 1;
+        }
+    }
     ev_signal_init(&srv.sigterm, sigterm_cb, SIGTERM);
     srv.sigterm.data = &srv;
     ev_signal_start(srv.loop, &srv.sigterm);
@@ -736,12 +889,18 @@ int main(int argc, char **argv)
     srv.tls_cert = tls_cert;
     srv.tls_key = tls_key;
     srv.freshness = fresh;
-    wsg_worker_start_sweep(&srv.worker);
     ev_init(&srv.shutdown_timer, shutdown_timeout_cb);
     srv.shutdown_timer.data = &srv;
     ev_run(srv.loop, 0);
+    /* worker threads may still be relaying after a shutdown timeout: exit
+     * without tearing down what they use */
+    for (int i = 1; i < srv.nworkers; i++) {
+        pthread_join(srv.workers[i].thread, NULL); /* all done: the loop ended */
+        ev_loop_destroy(srv.workers[i].w.loop);
+    }
     wsg_map_free(&srv.map);
     if (srv.auth_enabled)
         wsg_auth_free(&srv.auth);
+    free(srv.workers);
     return 0;
 }

@@ -45,7 +45,7 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     t->dump_timer.data = t;
     ev_init(&t->ping_timer, ping_timer_cb);
     t->ping_timer.data = t;
-    w->open++;
+    __atomic_add_fetch(&w->open, 1, __ATOMIC_RELAXED); /* /metrics reads it */
     t->next = w->tunnels;
     if (w->tunnels)
         w->tunnels->prev = t;
@@ -761,7 +761,7 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
         return;
     }
     t->state = TUNNEL_OPEN;
-    t->w->relaying++;
+    __atomic_add_fetch(&t->w->relaying, 1, __ATOMIC_RELAXED);
     t->last_alive = ev_now(t->w->loop);
     if (t->w->opts->ping_interval > 0) {
         ev_timer_set(&t->ping_timer, t->w->opts->ping_interval, t->w->opts->ping_interval);
@@ -798,7 +798,7 @@ void tunnel_close(struct tunnel *t)
         f[n++] = JL_UINT("write", t->nwrite);
         f[n++] = JL_STR("disconnect_at", t->disconnect_at ? t->disconnect_at : "");
         jsonlog_write(JSONLOG_INFO, "log", f, n);
-        t->w->relaying--;
+        __atomic_sub_fetch(&t->w->relaying, 1, __ATOMIC_RELAXED);
         if (t->w->on_close)
             t->w->on_close(t);
     }
@@ -825,6 +825,6 @@ void tunnel_close(struct tunnel *t)
     if (t->next)
         t->next->prev = t->prev;
     free(t);
-    if (w->open > 0 && --w->open == 0 && w->on_idle)
+    if (__atomic_sub_fetch(&w->open, 1, __ATOMIC_RELAXED) == 0 && w->on_idle)
         w->on_idle(w);
 }

@@ -691,9 +691,15 @@ def test_sigterm_waits_for_tunnels(procs, tmp_path, tcp_peer):
     g.server.send_signal(signal.SIGTERM)
     wait_for(lambda: any(e.get("msg") == "Waiting for all connections to be closed"
                          for e in g.server_log()), what="shutdown start")
-    # new connections are refused by the server, the open tunnel still relays
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", g.port), timeout=5).close()
+    # new connections are refused by the server (as soon as every worker
+    # stopped accepting), the open tunnel still relays
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", g.port), timeout=5).close()
+            return False
+        except OSError:
+            return True
+    wait_for(refused, timeout=10, what="refused connections")
     s.sendall(b"second")
     assert s.recv(100) == b"second"
     assert g.server.poll() is None
@@ -1371,3 +1377,23 @@ def test_idle_tunnels_give_buffers_back(procs, tmp_path):
     for pid in idle:
         per_tunnel = idle[pid] / n
         assert per_tunnel < 64, (pid, busy[pid] / n, per_tunnel)  # KiB
+
+
+def test_workers(procs, tmp_path, tcp_peer):
+    for n in ("1", "4"):
+        g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, client=True,
+                 server_args=["-workers", n], name="w" + n)
+        socks = []
+        for i in range(20):  # spread over the workers
+            s, got = echo_exchange(g.cports["echo"], b"worker test %d" % i)
+            assert got == b"worker test %d" % i
+            socks.append(s)
+        status, _, body = http_raw(g.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"wsgate_open_tunnels 20\n" in body, body
+        for s in socks:
+            s.close()
+        wait_for(lambda: len(g.finals()) >= 20, what="20 final lines")
+        g.server.send_signal(signal.SIGTERM)
+        assert g.server.wait(timeout=20) == 0
+    r = subprocess.run([SERVER, "-workers", "0"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "-workers" in r.stderr
