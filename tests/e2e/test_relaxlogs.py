@@ -782,3 +782,24 @@ def test_closed_stdout_in_stdout_mode_is_an_error():
     assert r.returncode == 1
     err = r.stderr.decode()
     assert "stdout" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_lines_flushed_under_a_frozen_faketime_clock(procs, tmp_path):
+    # `faketime -f "2026-01-01 00:00:00"` freezes every clock the process
+    # reads through libc, CLOCK_MONOTONIC included. The file name must follow
+    # the fake wall clock, but the 100 ms flush is real time (like ppoll's
+    # timeout): lines must not wait for end of input.
+    d = str(tmp_path / "logs")
+    env = dict(os.environ, TZ="UTC", LD_PRELOAD=libfaketime(), FAKETIME="2026-01-01 00:00:00",
+               ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") +
+                             ":verify_asan_link_order=0").lstrip(":"))
+    errf = open(str(tmp_path / "stderr.txt"), "ab")
+    p = procs.start([RELAXLOGS, "--log-dir", d], stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL, stderr=errf, env=env)
+    errf.close()
+    send(p, b"frozen\n")
+    wait_for(lambda: os.path.exists(os.path.join(d, "log.202601010000")) and
+             read_log(d, "log.202601010000") == b"frozen\n", timeout=10,
+             what="line flushed with a frozen clock")
+    assert os.readlink(os.path.join(d, "current")) == "log.202601010000"
+    finish(p)
