@@ -5,6 +5,9 @@
  * becomes a tunnel (tunnel.c). One libev loop; per-connection state in
  * struct tunnel. */
 #include <ctype.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <strings.h>
 #include <errno.h>
 #include <malloc.h>
 #include <ev.h>
@@ -36,6 +39,8 @@ struct listener {
     char origin[320];      /* scheme://host[:port] */
     char tls_host[256];    /* host name or IP to verify (TLS), "" for plain */
     int tls;
+    char proxy[300];       /* HTTP proxy host:port for CONNECT, "" = direct */
+    char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
     int fd;
     ev_io io;
     ev_timer retry;
@@ -75,6 +80,9 @@ struct cli_hs {
     bool hc_init;
     char req[16384];
     size_t req_len, req_off;
+    int fd;              /* the socket while talking to the proxy */
+    char presp[8192];    /* proxy's answer to CONNECT */
+    size_t presp_len;
 };
 
 static void hs_free(struct tunnel *t)
@@ -86,6 +94,8 @@ static void hs_free(struct tunnel *t)
         net_dial_cancel(h->dial);
     if (h->hc_init)
         ws_hs_client_free(&h->hc);
+    if (h->fd >= 0)
+        close(h->fd);
     free(h);
     t->hs = NULL;
 }
@@ -208,19 +218,120 @@ static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     ev_io_start(loop, &t->ws_rio);
 }
 
+static void ws_handshake_start(struct tunnel *t, int fd);
+
+/* ---- HTTP proxy (CONNECT) ---- */
+
+static void proxy_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct tunnel *t = io->data;
+    struct cli_hs *h = t->hs;
+    char why[1500];
+    ssize_t n = recv(h->fd, h->presp + h->presp_len, sizeof h->presp - 1 - h->presp_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        snprintf(why, sizeof why, "proxy %s: %s", h->l->proxy,
+                 n == 0 ? "closed the connection" : strerror(errno));
+        hs_fail(t, why); /* hs_free closes h->fd */
+        return;
+    }
+    h->presp_len += (size_t)n;
+    h->presp[h->presp_len] = '\0';
+    char *end = strstr(h->presp, "\r\n\r\n");
+    if (!end) {
+        if (h->presp_len >= sizeof h->presp - 1) {
+            snprintf(why, sizeof why, "proxy %s: answer too long", h->l->proxy);
+            hs_fail(t, why); /* hs_free closes h->fd */
+        }
+        return;
+    }
+    int major, minor, status = 0;
+    if (sscanf(h->presp, "HTTP/%d.%d %d", &major, &minor, &status) != 3 || status < 200 ||
+        status > 299 || (size_t)(end + 4 - h->presp) != h->presp_len) {
+        snprintf(why, sizeof why, "proxy %s refused CONNECT: %.*s", h->l->proxy,
+                 (int)strcspn(h->presp, "\r\n"), h->presp);
+        hs_fail(t, why); /* hs_free closes h->fd */
+        return;
+    }
+    ev_io_stop(loop, &t->ws_rio);
+    int fd = h->fd;
+    h->fd = -1;
+    ws_handshake_start(t, fd);
+}
+
+static void proxy_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct tunnel *t = io->data;
+    struct cli_hs *h = t->hs;
+    while (h->req_off < h->req_len) {
+        ssize_t n = send(h->fd, h->req + h->req_off, h->req_len - h->req_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!ev_is_active(&t->ws_wio)) {
+                    ev_set_cb(&t->ws_wio, proxy_write_cb);
+                    ev_io_set(&t->ws_wio, h->fd, EV_WRITE);
+                    ev_io_start(loop, &t->ws_wio);
+                }
+                return;
+            }
+            char why[600];
+            snprintf(why, sizeof why, "proxy %s: %s", h->l->proxy, strerror(errno));
+            hs_fail(t, why); /* hs_free closes h->fd */
+            return;
+        }
+        h->req_off += (size_t)n;
+    }
+    ev_io_stop(loop, &t->ws_wio);
+    ev_set_cb(&t->ws_rio, proxy_read_cb);
+    ev_io_set(&t->ws_rio, h->fd, EV_READ);
+    ev_io_start(loop, &t->ws_rio);
+}
+
+static void proxy_connect(struct tunnel *t, int fd)
+{
+    struct cli_hs *h = t->hs;
+    struct listener *l = h->l;
+    h->fd = fd;
+    int n = snprintf(h->req, sizeof h->req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n",
+                     l->dial_target, l->dial_target, l->proxy_auth ? l->proxy_auth : "",
+                     l->proxy_auth ? "\r\n" : "");
+    h->req_len = n > 0 && (size_t)n < sizeof h->req ? (size_t)n : 0;
+    h->req_off = 0;
+    proxy_write_cb(l->cl->loop, &t->ws_wio, EV_WRITE);
+}
+
 static void dial_done(void *arg, int fd, const char *error)
 {
     struct tunnel *t = arg;
     struct cli_hs *h = t->hs;
-    struct client *cl = h->l->cl;
     h->dial = NULL;
     char why[1500];
     if (fd < 0) {
-        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url, error);
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s%s%s", h->l->url,
+                 h->l->proxy[0] ? "proxy: " : "", error, "");
         hs_fail(t, why);
         return;
     }
     net_peer_name(fd, t->upstream, sizeof t->upstream);
+    if (h->l->proxy[0]) {
+        proxy_connect(t, fd);
+        return;
+    }
+    ws_handshake_start(t, fd);
+}
+
+/* The TCP (or proxied) connection to the server is up: TLS if wanted, then
+ * the WebSocket upgrade request. */
+static void ws_handshake_start(struct tunnel *t, int fd)
+{
+    struct cli_hs *h = t->hs;
+    struct client *cl = h->l->cl;
+    char why[1500];
     if (h->l->tls) {
         if (transport_tls_init(&t->ws, fd, cl->tls_ctx, h->l->tls_host) < 0) {
             hs_fail(t, "TLS setup failed");
@@ -249,6 +360,7 @@ static void dial_done(void *arg, int fd, const char *error)
         hs_fail(t, "out of memory");
         return;
     }
+    (void)why;
     h->hc_init = true;
     struct ws_hs_client_config cfg = { 0 };
     cfg.host = h->l->host_hdr;
@@ -293,6 +405,7 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
         return;
     }
     h->l = l;
+    h->fd = -1;
     t->hs = h;
     t->hs_free = hs_free;
     t->seq = ++cl->seq;
@@ -308,9 +421,87 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
     ev_set_cb(&t->timer, hs_timeout_cb);
     ev_timer_set(&t->timer, cl->connect_timeout > 0 ? cl->connect_timeout : 1e9, 0.);
     ev_timer_start(cl->loop, &t->timer);
-    h->dial = net_dial(cl->loop, l->dial_target, cl->connect_timeout, dial_done, t);
+    h->dial = net_dial(cl->loop, l->proxy[0] ? l->proxy : l->dial_target, cl->connect_timeout,
+                       dial_done, t);
     if (!h->dial)
         hs_fail(t, "out of memory");
+}
+
+/* NO_PROXY: comma-separated host names, domain suffixes (".example.com" or
+ * "example.com" matching subdomains), IP addresses, or "*". */
+static bool no_proxy_match(const char *list, const char *host)
+{
+    if (!list)
+        return false;
+    char *copy = strdup(list), *save = NULL;
+    bool hit = false;
+    for (char *tok = copy ? strtok_r(copy, ", ", &save) : NULL; tok && !hit;
+         tok = strtok_r(NULL, ", ", &save)) {
+        char *colon = strrchr(tok, ':');
+        if (colon && !strchr(tok, ']') && strchr(tok, ':') == colon)
+            *colon = '\0'; /* host:port entries: match on the host */
+        if (strcmp(tok, "*") == 0 || strcasecmp(tok, host) == 0) {
+            hit = true;
+            break;
+        }
+        const char *suffix = tok[0] == '.' ? tok : NULL;
+        size_t hl = strlen(host), tl = strlen(tok);
+        if (!suffix && hl > tl && host[hl - tl - 1] == '.' && strcasecmp(host + hl - tl, tok) == 0)
+            hit = true;
+        if (suffix && hl >= tl && strcasecmp(host + hl - tl, suffix) == 0)
+            hit = true;
+    }
+    free(copy);
+    return hit;
+}
+
+static const char *env2(const char *a, const char *b)
+{
+    const char *v = getenv(a);
+    return v && *v ? v : getenv(b);
+}
+
+/* Pick the proxy for a listener from HTTPS_PROXY/HTTP_PROXY/NO_PROXY. */
+static int setup_proxy(struct listener *l, char *err, size_t errlen)
+{
+    const char *p = l->tls ? env2("https_proxy", "HTTPS_PROXY") : env2("http_proxy", "HTTP_PROXY");
+    if (!p || !*p || no_proxy_match(env2("no_proxy", "NO_PROXY"), l->tls_host[0] ? l->tls_host :
+                                                                                l->host_hdr))
+        return 0;
+    const char *rest = p;
+    if (strncmp(p, "http://", 7) == 0)
+        rest = p + 7;
+    else if (strstr(p, "://")) {
+        snprintf(err, errlen, "proxy %s: only http:// proxies are supported", p);
+        return -1;
+    }
+    const char *at = strchr(rest, '@');
+    const char *hp = at ? at + 1 : rest;
+    size_t hl = strcspn(hp, "/");
+    if (hl == 0 || hl >= sizeof l->proxy) {
+        snprintf(err, errlen, "proxy %s: no host", p);
+        return -1;
+    }
+    memcpy(l->proxy, hp, hl);
+    l->proxy[hl] = '\0';
+    if (!strchr(l->proxy[0] == '[' ? strchr(l->proxy, ']') ? strchr(l->proxy, ']') : l->proxy
+                                   : l->proxy, ':'))
+        strncat(l->proxy, ":80", sizeof l->proxy - strlen(l->proxy) - 1);
+    if (at) {
+        /* user:password → Basic credentials */
+        size_t ul = (size_t)(at - rest);
+        unsigned char enc[1024];
+        if (ul > 700) {
+            snprintf(err, errlen, "proxy credentials too long");
+            return -1;
+        }
+        int el = EVP_EncodeBlock(enc, (const unsigned char *)rest, (int)ul);
+        l->proxy_auth = malloc((size_t)el + 40);
+        if (!l->proxy_auth)
+            return -1;
+        snprintf(l->proxy_auth, (size_t)el + 40, "Proxy-Authorization: Basic %s", enc);
+    }
+    return 0;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -413,6 +604,8 @@ static int map_add(void *arg, const char *key, const char *value, int lineno, ch
         return -1;
     }
     if (parse_url(l, value, why, whylen) < 0)
+        return -1;
+    if (setup_proxy(l, why, whylen) < 0)
         return -1;
     l->fd = -1;
     cl->nls++;

@@ -29,6 +29,15 @@ CLIENT = binpath("wsgate-client")
 
 # ---------------------------------------------------------------- helpers
 
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch):
+    """wsgate-client honours HTTP(S)_PROXY: keep the machine's own proxy
+    settings away from tests that do not ask for one."""
+    for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy",
+              "NO_PROXY"):
+        monkeypatch.delenv(v, raising=False)
+
+
 class _Echo(socketserver.BaseRequestHandler):
     def handle(self):
         while True:
@@ -1397,3 +1406,108 @@ def test_workers(procs, tmp_path, tcp_peer):
         assert g.server.wait(timeout=20) == 0
     r = subprocess.run([SERVER, "-workers", "0"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "-workers" in r.stderr
+
+
+# ---------------------------------------------------------------- HTTP proxy
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy that records what it was asked for."""
+
+    def __init__(self, need_auth=None):
+        self.targets = []
+        self.auth = []
+        outer = self
+
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = self.request.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head = buf.split(b"\r\n")
+                method, target, _ = head[0].decode().split(" ")
+                auth = [h.split(b":", 1)[1].strip().decode() for h in head[1:]
+                        if h.lower().startswith(b"proxy-authorization:")]
+                outer.targets.append((method, target))
+                outer.auth.append(auth[0] if auth else None)
+                if need_auth and (not auth or auth[0] != need_auth):
+                    self.request.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                    return
+                host, port = target.rsplit(":", 1)
+                up = socket.create_connection((host, int(port)))
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                def pump(a, b):
+                    try:
+                        while True:
+                            d = a.recv(65536)
+                            if not d:
+                                break
+                            b.sendall(d)
+                    except OSError:
+                        pass
+                    try:
+                        b.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                th = threading.Thread(target=pump, args=(up, self.request), daemon=True)
+                th.start()
+                pump(self.request, up)
+                th.join(30)
+                up.close()
+
+        self.srv = _Threaded(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_client_through_http_proxy(procs, tmp_path, tcp_peer, tls_certs):
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+             server_args=["-tls-cert", str(tls_certs / "srv.pem"), "-tls-key",
+                          str(tls_certs / "srv.key")])
+    proxy = ConnectProxy(need_auth="Basic " + base64.b64encode(b"me:secret").decode())
+    try:
+        env = dict(os.environ, HTTPS_PROXY="http://me:secret@127.0.0.1:%d" % proxy.port,
+                   NO_PROXY="example.com,.internal")
+        port = free_port()
+        cmap = tmp_path / "pmap.txt"
+        cmap.write_text("127.0.0.1:%d,https://localhost:%d/proxy/echo\n" % (port, g.port))
+        p = procs.start([CLIENT, "--map", str(cmap), "--ca-file", str(tls_certs / "ca.pem")],
+                        env=env, stderr=open(tmp_path / "p.log", "wb"))
+        wait_listening(port, proc=p)
+        s, got = echo_exchange(port, b"through a corporate proxy")
+        s.close()
+        assert got == b"through a corporate proxy"
+        assert proxy.targets == [("CONNECT", "localhost:%d" % g.port)]
+        # NO_PROXY bypasses it
+        env["NO_PROXY"] = "localhost"
+        port2 = free_port()
+        cmap.write_text("127.0.0.1:%d,https://localhost:%d/proxy/echo\n" % (port2, g.port))
+        p2 = procs.start([CLIENT, "--map", str(cmap), "--ca-file", str(tls_certs / "ca.pem")],
+                         env=env, stderr=open(tmp_path / "p2.log", "wb"))
+        wait_listening(port2, proc=p2)
+        s, got = echo_exchange(port2, b"direct")
+        s.close()
+        assert got == b"direct" and len(proxy.targets) == 1
+        # a proxy that refuses: the connection is closed and the reason logged
+        env["NO_PROXY"] = ""
+        env["HTTPS_PROXY"] = "http://127.0.0.1:%d" % proxy.port  # no credentials → 407
+        port3 = free_port()
+        cmap.write_text("127.0.0.1:%d,https://localhost:%d/proxy/echo\n" % (port3, g.port))
+        log3 = tmp_path / "p3.log"
+        p3 = procs.start([CLIENT, "--map", str(cmap), "--ca-file", str(tls_certs / "ca.pem")],
+                         env=env, stderr=open(log3, "wb"))
+        wait_listening(port3, proc=p3)
+        with socket.create_connection(("127.0.0.1", port3), timeout=20) as s:
+            assert s.recv(10) == b""
+        w = wait_for(lambda: [e for e in read_log(log3)
+                              if e.get("msg") == "Failed to connect backend"], what="warning")
+        assert "407" in w[0]["error"]
+    finally:
+        proxy.close()
