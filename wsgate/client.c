@@ -706,7 +706,7 @@ int main(int argc, char **argv)
     int64_t ping_iv = 0, ping_to = -1;
     const struct flag_spec specs[] = {
         { "map", 0, FLAG_STRING, &map_path, "FILE",
-          "Listen port and upstream url mapping file (required)", NULL, &map_seen },
+          "Listen port and upstream url mapping file (required unless --stdio)", NULL, &map_seen },
         { "connect-timeout", 0, FLAG_DURATION, &cto, "DURATION",
           "Timeout of connection to upstream, handshake included (default: 60s)", NULL, NULL },
         { "shutdown-timeout", 0, FLAG_DURATION, &sto, "DURATION",
@@ -742,9 +742,10 @@ int main(int argc, char **argv)
     };
     const struct flags_def def = {
         .prog = "wsgate-client",
-        .synopsis = "--map FILE [OPTIONS]",
+        .synopsis = "--map FILE [OPTIONS] | --stdio URL [OPTIONS]",
         .description = "Accepts TCP connections on each LISTEN_ADDR of the map file and "
-                       "relays each one over its own WebSocket to wsgate-server.",
+                       "relays each one over its own WebSocket to wsgate-server "
+                       "(through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise).",
         .style = FLAGS_GNU,
         .specs = specs,
     };
