@@ -627,9 +627,9 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     worker_stop_cb(loop, &srv->workers[0].stop, 0);
     for (int i = 1; i < srv->nworkers; i++)
         ev_async_send(srv->workers[i].w.loop, &srv->workers[i].stop);
-    int busy = 0;
+    unsigned long busy = 0;
     for (int i = 0; i < srv->nworkers; i++)
-        busy += !__atomic_load_n(&srv->workers[i].done, __ATOMIC_ACQUIRE);
+        busy += LOAD(srv->workers[i].w.open);
     if (busy) {
         jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
         ev_timer_set(&srv->shutdown_timer, srv->shutdown_timeout, 0.);
