@@ -1,4 +1,4 @@
-# relaxlogs: stdin log writer with time rotation (see relaxlogs/README.md).
+# relaxlogs: stdin log writer with time rotation (see the relaxlogs section of README.md).
 PROGRAMS  += $(BUILD)/relaxlogs
 MANPAGES  += relaxlogs/relaxlogs.1
 DEPS_PKGS += zlib1g-dev faketime daemontools runit s6 apache2-utils cronolog time

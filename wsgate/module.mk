@@ -1,4 +1,4 @@
-# wsgate-server and wsgate-client: TCP over WebSocket (see wsgate/README.md).
+# wsgate-server and wsgate-client: TCP over WebSocket (see the wsgate section of README.md).
 PROGRAMS  += $(BUILD)/wsgate-server $(BUILD)/wsgate-client
 MANPAGES  += wsgate/wsgate-server.1 wsgate/wsgate-client.1
 DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev zlib1g-dev \
