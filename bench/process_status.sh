@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${OPSKIT_BUILD:-$ROOT/build}/mackerel-plugin-linux-process-status
-RUNS=${RUNS:-2000}
+RUNS=${RUNS:-500}
 work=$(mktemp -d /tmp/ps-bench.XXXXXX)
 target=""
 cleanup() { [ -n "$target" ] && kill -- "-$target" 2>/dev/null; rm -rf "$work"; }
@@ -26,6 +26,9 @@ int main(int argc, char **argv)
     double ut = 0, st = 0;
     (void)argc;
     for (int i = 0; i < n; i++) {
+        /* mackerel-agent runs the plugin once a minute: leave at least one clock
+         * tick (10 ms) between runs, or a run would wait for the tick itself. */
+        usleep(11000);
         pid_t p = fork();
         if (p == 0) {
             int fd = open("/dev/null", O_WRONLY);
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
     int n = atoi(argv[1]);
     double total = 0, min = 1e12;
     for (int i = 0; i < n; i++) {
+        usleep(11000); /* one clock tick between runs, as for the fork+exec harness */
         int p[2];
         if (pipe(p) < 0)
             return 1;
@@ -159,8 +163,8 @@ mkdir -p "$(dirname "$out")"
         IFS='|' read -r mean min < <("$work/inproc" "$@")
         echo "| $label | $mean | $min |"
     }
-    inproc "plugin -p PID" 2000 -p "$target" --key-prefix warm
-    inproc "plugin -p PID --extended" 2000 -p "$target" --key-prefix ext --extended
+    inproc "plugin -p PID" "$RUNS" -p "$target" --key-prefix warm
+    inproc "plugin -p PID --extended" "$RUNS" -p "$target" --key-prefix ext --extended
     inproc "plugin -p PID --include-children" 300 -p "$target" --key-prefix tree --include-children
     inproc "plugin --pattern" 300 --pattern "^sleep 1000$" --key-prefix pat
     echo
