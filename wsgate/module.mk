@@ -3,7 +3,7 @@ PROGRAMS  += $(BUILD)/wsgate-server $(BUILD)/wsgate-client
 MANPAGES  += wsgate/wsgate-server.1 wsgate/wsgate-client.1
 DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev zlib1g-dev \
              libcurl4-openssl-dev \
-             memcached mariadb-server mariadb-client python3-websockets python3-jwt \
+             memcached mariadb-server mariadb-client python3-websockets python3-jwt python3-cryptography \
              libserver-starter-perl socat curl openssl
 WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
 WSGATE_LDLIBS := -lev -ljwt $(call pkg,jansson) -lssl -lcrypto $(LIB_LDLIBS)
