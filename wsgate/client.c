@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "flags.h"
 #include "jsonlog.h"
 #include "mapfile.h"
@@ -42,8 +43,7 @@ struct listener {
     char proxy[300];       /* HTTP proxy host:port for CONNECT, "" = direct */
     char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
     int fd;
-    ev_io io;
-    ev_timer retry;
+    struct acceptor acceptor;
 };
 
 struct client {
@@ -382,14 +382,6 @@ static void ws_handshake_start(struct tunnel *t, int fd)
     hs_write_cb(cl->loop, &t->ws_wio, EV_WRITE);
 }
 
-static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
-{
-    (void)revents;
-    struct listener *l = tm->data;
-    if (!l->cl->shutting_down)
-        ev_io_start(loop, &l->io);
-}
-
 /* Start one tunnel for listener l on an accepted socket (or stdin/stdout). */
 static void start_tunnel(struct listener *l, int rfd, int wfd)
 {
@@ -504,26 +496,9 @@ static int setup_proxy(struct listener *l, char *err, size_t errlen)
     return 0;
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void client_accept(struct acceptor *a, int fd)
 {
-    (void)revents;
-    struct listener *l = io->data;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                jsonlog(JSONLOG_WARN, "accept: pausing", JL_ERR(strerror(errno)),
-                        JL_STR("listen", l->listen));
-                ev_io_stop(loop, &l->io);
-                ev_timer_set(&l->retry, 0.1, 0.);
-                ev_timer_start(loop, &l->retry);
-            }
-            return;
-        }
-        start_tunnel(l, fd, fd);
-    }
+    start_tunnel(a->data, fd, fd);
 }
 
 /* ---- configuration ---- */
@@ -680,8 +655,7 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
     cl->shutting_down = 1;
     jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
     for (size_t i = 0; i < cl->nls; i++) {
-        ev_io_stop(loop, &cl->ls[i].io);
-        ev_timer_stop(loop, &cl->ls[i].retry);
+        acceptor_stop(loop, &cl->ls[i].acceptor);
         close(cl->ls[i].fd);
         cl->ls[i].fd = -1;
     }
@@ -864,11 +838,7 @@ int main(int argc, char **argv)
         }
         jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
                 JL_STR("upstream", l->url));
-        ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-        l->io.data = l;
-        ev_io_start(cl.loop, &l->io);
-        ev_init(&l->retry, accept_retry_cb);
-        l->retry.data = l;
+        acceptor_start(cl.loop, &l->acceptor, l->fd, l->listen, client_accept, l);
     }
     ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);
     cl.sigterm.data = &cl;

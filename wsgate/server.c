@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "flags.h"
 #include "jsonlog.h"
 #include "net.h"
@@ -34,8 +35,7 @@ struct srv_worker {
     struct wsg_worker w;
     struct server *srv;
     pthread_t thread;
-    ev_io accept_io;
-    ev_timer accept_retry;
+    struct acceptor acceptor;
     ev_async stop;    /* main → worker: stop accepting, end when idle */
     ev_timer ack;     /* acknowledges the stop once libev has applied it */
     int stopping;
@@ -480,64 +480,39 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
-
-static void accept_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+/* A new client connection: start the TLS (if any) and the upgrade handshake. */
+static void server_accept(struct acceptor *a, int fd)
 {
-    (void)revents;
-    struct srv_worker *sw = tm->data;
-    if (!sw->stopping)
-        ev_io_start(loop, &sw->accept_io);
-}
-
-static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)revents;
-    struct srv_worker *sw = io->data;
+    struct srv_worker *sw = a->data;
     struct server *srv = sw->srv;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* out of descriptors: stop accepting for a moment instead of
-                 * spinning on a listener that stays readable */
-                jsonlog(JSONLOG_WARN, "accept: pausing", JL_ERR(strerror(errno)));
-                ev_io_stop(loop, &sw->accept_io);
-                ev_timer_set(&sw->accept_retry, 0.1, 0.);
-                ev_timer_start(loop, &sw->accept_retry);
-            }
-            return;
-        }
-        struct tunnel *t = tunnel_new(&sw->w, &server_names);
-        struct srv_hs *h = t ? calloc(1, sizeof *h) : NULL;
-        if (!h || ws_hs_server_init(&h->parser, 0) < 0) {
-            free(h);
-            if (t)
-                tunnel_close(t);
-            close(fd);
-            continue;
-        }
-        h->srv = srv;
-        t->hs = h;
-        t->hs_free = hs_free;
-        net_set_nodelay(fd);
-        net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
-        pthread_rwlock_rdlock(&srv->cfg);
-        int tls_rc = srv->tls_ctx ? transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) : 1;
-        pthread_rwlock_unlock(&srv->cfg);
-        if (tls_rc < 0) {
+    struct ev_loop *loop = sw->w.loop;
+    struct tunnel *t = tunnel_new(&sw->w, &server_names);
+    struct srv_hs *h = t ? calloc(1, sizeof *h) : NULL;
+    if (!h || ws_hs_server_init(&h->parser, 0) < 0) {
+        free(h);
+        if (t)
             tunnel_close(t);
-            continue;
-        } else if (tls_rc > 0) {
-            transport_tcp_init(&t->ws, fd);
-        }
-        ev_set_cb(&t->ws_rio, hs_read_cb);
-        ev_io_set(&t->ws_rio, fd, EV_READ);
-        ev_io_start(loop, &t->ws_rio);
-        hs_arm(t, srv->opts.handshake_timeout);
+        close(fd);
+        return;
     }
+    h->srv = srv;
+    t->hs = h;
+    t->hs_free = hs_free;
+    net_set_nodelay(fd);
+    net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
+    pthread_rwlock_rdlock(&srv->cfg);
+    int tls_rc = srv->tls_ctx ? transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) : 1;
+    pthread_rwlock_unlock(&srv->cfg);
+    if (tls_rc < 0) {
+        tunnel_close(t);
+        return;
+    } else if (tls_rc > 0) {
+        transport_tcp_init(&t->ws, fd);
+    }
+    ev_set_cb(&t->ws_rio, hs_read_cb);
+    ev_io_set(&t->ws_rio, fd, EV_READ);
+    ev_io_start(loop, &t->ws_rio);
+    hs_arm(t, srv->opts.handshake_timeout);
 }
 
 /* A worker that is stopping and has no connection left is done. */
@@ -557,8 +532,7 @@ static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
     (void)revents;
     struct srv_worker *sw = a->data;
     sw->stopping = 1;
-    ev_io_stop(loop, &sw->accept_io);
-    ev_timer_stop(loop, &sw->accept_retry);
+    acceptor_stop(loop, &sw->acceptor);
     ev_timer_stop(loop, &sw->w.sweep);
     /* libev applies the watcher change to epoll at its next iteration: only
      * then may the main thread close the socket */
@@ -860,11 +834,7 @@ int main(int argc, char **argv)
         sw->w.on_idle = worker_idle;
         sw->w.on_close = server_tunnel_closed;
         sw->w.owner = sw;
-        ev_io_init(&sw->accept_io, accept_cb, srv.listen_fd, EV_READ);
-        sw->accept_io.data = sw;
-        ev_io_start(sw->w.loop, &sw->accept_io);
-        ev_init(&sw->accept_retry, accept_retry_cb);
-        sw->accept_retry.data = sw;
+        acceptor_start(sw->w.loop, &sw->acceptor, srv.listen_fd, NULL, server_accept, sw);
         ev_init(&sw->ack, worker_ack_cb);
         sw->ack.data = sw;
         ev_async_init(&sw->stop, worker_stop_cb);
