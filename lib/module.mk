@@ -8,6 +8,9 @@ LIB_SRCS += lib/ws_deflate.c
 LIB_SRCS += lib/jsonlog.c
 LIB_SRCS += lib/net.c
 LIB_SRCS += lib/mapfile.c
+LIB_SRCS += lib/acceptor.c
+LIB_SRCS += lib/workers.c
+LIB_SRCS += lib/relay.c
 # Libraries lib/ code needs (e.g. -lcrypto for the WebSocket handshake); any
 # program or test that links a module needing them adds them too.
 LIB_LDLIBS +=
@@ -20,3 +23,4 @@ $(BUILD)/tests/unit/test_ws_handshake: LDLIBS += $(LIB_LDLIBS)
 $(BUILD)/tests/unit/test_ws_deflate: LDLIBS += $(LIB_LDLIBS)
 $(BUILD)/tests/unit/test_ws_interop: LDLIBS += $(LIB_LDLIBS)
 DEPS_PKGS += python3-websockets
+$(BUILD)/tests/unit/test_relay: LDLIBS += -lev -lpthread

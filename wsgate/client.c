@@ -496,8 +496,11 @@ static int setup_proxy(struct listener *l, char *err, size_t errlen)
     return 0;
 }
 
-static void client_accept(struct acceptor *a, int fd)
+static void client_accept(struct acceptor *a, int fd, const struct sockaddr *peer,
+                          socklen_t peerlen)
 {
+    (void)peer;
+    (void)peerlen;
     start_tunnel(a->data, fd, fd);
 }
 

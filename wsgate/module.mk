@@ -5,7 +5,7 @@ DEPS_PKGS += libev-dev libssl-dev libjwt-dev libjansson-dev libhttp-parser-dev z
              libcurl4-openssl-dev \
              memcached mariadb-server mariadb-client python3-websockets python3-jwt python3-cryptography \
              libserver-starter-perl socat curl openssl
-WSGATE_COMMON := wsgate/acceptor.c wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
+WSGATE_COMMON := wsgate/tunnel.c wsgate/transport.c wsgate/tls.c wsgate/map.c wsgate/auth.c
 WSGATE_LDLIBS := -lev -ljwt $(call pkg,jansson) -lssl -lcrypto $(LIB_LDLIBS)
 $(BUILD)/wsgate-server: $(call objs,wsgate/server.c $(WSGATE_COMMON)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lpthread $(WSGATE_LDLIBS)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "workers.h"
 #include "flags.h"
 #include "jsonlog.h"
 #include "net.h"
@@ -34,13 +35,7 @@ struct server;
 struct srv_worker {
     struct wsg_worker w;
     struct server *srv;
-    pthread_t thread;
-    struct acceptor acceptor;
-    ev_async stop;    /* main → worker: stop accepting, end when idle */
-    ev_timer ack;     /* acknowledges the stop once libev has applied it */
-    int stopping;
-    int accept_stopped; /* acknowledged: its accept watcher is stopped */
-    int done;
+    struct worker *lw; /* its loop in srv->set */
 };
 
 struct server {
@@ -48,8 +43,8 @@ struct server {
     struct wsg_opts opts;
     struct srv_worker *workers;
     int nworkers;
+    struct workers set;
     pthread_rwlock_t cfg; /* map, auth, tls_ctx: read by workers, swapped by SIGHUP */
-    ev_async worker_done; /* worker → main: a worker finished */
     struct wsg_map map;
     struct wsg_auth auth;
     int auth_enabled;
@@ -58,7 +53,6 @@ struct server {
     ev_signal sigterm, sighup;
     const char *map_path, *key_path, *tls_cert, *tls_key;
     int64_t freshness;
-    ev_timer shutdown_timer;
     int shutting_down;
     double shutdown_timeout;
     uint64_t seq;
@@ -481,9 +475,12 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /* A new client connection: start the TLS (if any) and the upgrade handshake. */
-static void server_accept(struct acceptor *a, int fd)
+static void server_accept(struct acceptor *a, int fd, const struct sockaddr *peer,
+                          socklen_t peerlen)
 {
-    struct srv_worker *sw = a->data;
+    (void)peer;
+    (void)peerlen;
+    struct srv_worker *sw = ((struct worker *)a->data)->data;
     struct server *srv = sw->srv;
     struct ev_loop *loop = sw->w.loop;
     struct tunnel *t = tunnel_new(&sw->w, &server_names);
@@ -515,103 +512,48 @@ static void server_accept(struct acceptor *a, int fd)
     hs_arm(t, srv->opts.handshake_timeout);
 }
 
-/* A worker that is stopping and has no connection left is done. */
+/* A worker's last tunnel closed: if it is stopping, it is done. */
 static void worker_idle(struct wsg_worker *w)
 {
-    struct srv_worker *sw = w->owner;
-    if (!sw->stopping || sw->done || !__atomic_load_n(&sw->accept_stopped, __ATOMIC_ACQUIRE))
-        return; /* not stopping, already done, or the stop is not acknowledged yet */
-    __atomic_store_n(&sw->done, 1, __ATOMIC_RELEASE);
-    if (w->loop != sw->srv->loop)
-        ev_break(w->loop, EVBREAK_ALL); /* the thread ends */
-    ev_async_send(sw->srv->loop, &sw->srv->worker_done);
+    worker_check_idle(((struct srv_worker *)w->owner)->lw);
 }
 
-static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+static unsigned long worker_open_count(struct worker *lw)
 {
-    (void)revents;
-    struct srv_worker *sw = a->data;
-    sw->stopping = 1;
-    acceptor_stop(loop, &sw->acceptor);
-    ev_timer_stop(loop, &sw->w.sweep);
-    /* libev applies the watcher change to epoll at its next iteration: only
-     * then may the main thread close the socket */
-    ev_timer_set(&sw->ack, 0., 0.);
-    ev_timer_start(loop, &sw->ack);
+    return LOAD(((struct srv_worker *)lw->data)->w.open);
 }
 
-static void worker_ack_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+static void worker_stopping(struct worker *lw)
 {
-    (void)loop;
-    (void)revents;
-    struct srv_worker *sw = tm->data;
-    __atomic_store_n(&sw->accept_stopped, 1, __ATOMIC_RELEASE);
-    ev_async_send(sw->srv->loop, &sw->srv->worker_done);
-    if (__atomic_load_n(&sw->w.open, __ATOMIC_ACQUIRE) == 0)
-        worker_idle(&sw->w);
+    struct srv_worker *sw = lw->data;
+    ev_timer_stop(lw->loop, &sw->w.sweep);
 }
 
-static void *worker_main(void *arg)
+static void workers_done(struct workers *set, int timed_out)
 {
-    struct srv_worker *sw = arg;
-    ev_run(sw->w.loop, 0);
-    return NULL;
-}
-
-/* Main thread: count finished workers; all done → exit the main loop. */
-static void worker_done_cb(struct ev_loop *loop, ev_async *a, int revents)
-{
-    (void)revents;
-    struct server *srv = a->data;
-    int done = 0, stopped = 0;
-    for (int i = 0; i < srv->nworkers; i++) {
-        done += __atomic_load_n(&srv->workers[i].done, __ATOMIC_ACQUIRE);
-        stopped += __atomic_load_n(&srv->workers[i].accept_stopped, __ATOMIC_ACQUIRE);
+    struct server *srv = set->cfg.data;
+    if (timed_out) {
+        jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
+        _exit(0); /* the kernel closes what is still open, in every thread */
     }
-    if (stopped == srv->nworkers && srv->listen_fd >= 0) {
-        /* nobody polls it any more: new connections are refused now (under
-         * Server::Starter the socket lives on in the next generation) */
-        close(srv->listen_fd);
-        srv->listen_fd = -1;
-    }
-    if (srv->shutting_down && done == srv->nworkers) {
-        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-        ev_break(loop, EVBREAK_ALL);
-    }
-}
-
-static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
-{
-    (void)tm;
-    (void)revents;
-    (void)loop;
-    jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
-    _exit(0); /* the kernel closes what is still open, in every thread */
+    jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+    ev_break(srv->loop, EVBREAK_ALL);
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
+    (void)loop;
     (void)revents;
     struct server *srv = sig->data;
     if (srv->shutting_down)
         return;
     srv->shutting_down = 1;
     jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
-    /* worker 0 shares this loop: stop its accepting right now */
-    worker_stop_cb(loop, &srv->workers[0].stop, 0);
-    for (int i = 1; i < srv->nworkers; i++)
-        ev_async_send(srv->workers[i].w.loop, &srv->workers[i].stop);
-    unsigned long busy = 0;
-    for (int i = 0; i < srv->nworkers; i++)
-        busy += LOAD(srv->workers[i].w.open);
-    if (busy) {
+    if (workers_open(&srv->set))
         jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
-        ev_timer_set(&srv->shutdown_timer, srv->shutdown_timeout, 0.);
-        ev_timer_start(loop, &srv->shutdown_timer);
-    }
-    /* closes the socket once every worker stopped accepting; ends the loop
-     * when every worker is done */
-    worker_done_cb(loop, &srv->worker_done, 0);
+    /* the listener is closed once every worker stopped accepting (under
+     * Server::Starter the socket lives on in the next generation) */
+    workers_shutdown(&srv->set, srv->shutdown_timeout);
 }
 
 /* SIGHUP: reload the map file, the public key and the TLS certificate.
@@ -817,36 +759,38 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-server: out of memory\n");
         return 1;
     }
-    ev_async_init(&srv.worker_done, worker_done_cb);
-    srv.worker_done.data = &srv;
-    ev_async_start(srv.loop, &srv.worker_done);
+    struct workers_config wc = {
+        .n = srv.nworkers,
+        .fds = &srv.listen_fd,
+        .nfds = 1,
+        .on_accept = server_accept,
+        .open_count = worker_open_count,
+        .on_stop = worker_stopping,
+        .on_done = workers_done,
+        .close_listeners = 1,
+        .data = &srv,
+    };
+    if (workers_init(&srv.set, srv.loop, &wc) < 0) {
+        fprintf(stderr, "wsgate-server: cannot create event loops: %s\n", strerror(errno));
+        return 1;
+    }
     for (int i = 0; i < srv.nworkers; i++) {
         struct srv_worker *sw = &srv.workers[i];
         sw->srv = &srv;
-        sw->w.loop = i == 0 ? srv.loop : ev_loop_new(EVFLAG_AUTO);
-        if (!sw->w.loop) {
-            fprintf(stderr, "wsgate-server: cannot create event loop %d\n", i);
-            return 1;
-        }
+        sw->lw = &srv.set.w[i];
+        sw->lw->data = sw;
+        sw->w.loop = sw->lw->loop;
         sw->w.opts = &srv.opts;
         sw->w.role = WS_ROLE_SERVER;
         sw->w.seq = &srv.seq;
         sw->w.on_idle = worker_idle;
         sw->w.on_close = server_tunnel_closed;
         sw->w.owner = sw;
-        acceptor_start(sw->w.loop, &sw->acceptor, srv.listen_fd, NULL, server_accept, sw);
-        ev_init(&sw->ack, worker_ack_cb);
-        sw->ack.data = sw;
-        ev_async_init(&sw->stop, worker_stop_cb);
-        sw->stop.data = sw;
-        ev_async_start(sw->w.loop, &sw->stop);
         wsg_worker_start_sweep(&sw->w);
     }
-    for (int i = 1; i < srv.nworkers; i++) {
-        if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0) {
-            fprintf(stderr, "wsgate-server: cannot start worker thread %d\n", i);
-            return 1;
-        }
+    if (workers_run(&srv.set) < 0) {
+        fprintf(stderr, "wsgate-server: cannot start worker threads: %s\n", strerror(errno));
+        return 1;
     }
     ev_signal_init(&srv.sigterm, sigterm_cb, SIGTERM);
     srv.sigterm.data = &srv;
@@ -859,15 +803,10 @@ int main(int argc, char **argv)
     srv.tls_cert = tls_cert;
     srv.tls_key = tls_key;
     srv.freshness = fresh;
-    ev_init(&srv.shutdown_timer, shutdown_timeout_cb);
-    srv.shutdown_timer.data = &srv;
     ev_run(srv.loop, 0);
     /* worker threads may still be relaying after a shutdown timeout: exit
      * without tearing down what they use */
-    for (int i = 1; i < srv.nworkers; i++) {
-        pthread_join(srv.workers[i].thread, NULL); /* all done: the loop ended */
-        ev_loop_destroy(srv.workers[i].w.loop);
-    }
+    workers_free(&srv.set);
     wsg_map_free(&srv.map);
     if (srv.auth_enabled)
         wsg_auth_free(&srv.auth);

@@ -1,0 +1,334 @@
+/* Unit tests for lib/relay on socketpairs and loopback TCP: bytes both ways
+ * (splice and the read/write fallback), half-close carried as shutdown in
+ * each direction while the other keeps flowing, an error ending the relay
+ * with a reason, back-pressure (a peer that does not read stops the relay
+ * reading), and an idempotent close. The relay's loop runs in a thread; the
+ * test drives the outer ends with plain blocking calls. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "relay.h"
+
+struct fixture {
+    struct ev_loop *loop;
+    struct relay r;
+    ev_async quit;
+    pthread_t th;
+    int outer_a, outer_b; /* the test's ends */
+    int closes;
+    enum relay_end why;
+    char reason[160];
+    uint64_t bytes0, bytes1;
+};
+
+static void on_close(struct relay *r, enum relay_end why, const char *reason)
+{
+    struct fixture *f = r->data;
+    f->closes++;
+    f->why = why;
+    snprintf(f->reason, sizeof f->reason, "%s", reason);
+    f->bytes0 = r->h[0].bytes;
+    f->bytes1 = r->h[1].bytes;
+    ev_break(f->loop, EVBREAK_ALL);
+}
+
+static void quit_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)a;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *loop_main(void *arg)
+{
+    struct fixture *f = arg;
+    ev_run(f->loop, 0);
+    return NULL;
+}
+
+static void nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* A connected loopback TCP pair. */
+static void tcp_pair(int sv[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(sv[0], (struct sockaddr *)&sa, sizeof sa), 0);
+    sv[1] = accept(l, NULL, NULL);
+    assert_true(sv[1] >= 0);
+    close(l);
+}
+
+/* mode: 0 socketpair+splice, 1 socketpair+fallback, 2 tcp+splice */
+static struct fixture *start(int mode)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    int p1[2], p2[2];
+    if (mode == 2) {
+        tcp_pair(p1);
+        tcp_pair(p2);
+    } else {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p1), 0);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p2), 0);
+    }
+    nonblock(p1[1]);
+    nonblock(p2[0]);
+    f->outer_a = p1[0];
+    f->outer_b = p2[1];
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    ev_async_init(&f->quit, quit_cb);
+    ev_async_start(f->loop, &f->quit);
+    f->r.name[0] = "client";
+    f->r.name[1] = "backend";
+    assert_int_equal(relay_start(&f->r, f->loop, p1[1], p2[0], mode != 1, on_close, f), 0);
+    assert_int_equal(f->r.h[0].pipe[0] >= 0, mode != 1);
+    pthread_create(&f->th, NULL, loop_main, f);
+    return f;
+}
+
+static void finish(struct fixture *f)
+{
+    pthread_join(f->th, NULL);
+    if (!f->r.closed)
+        relay_close(&f->r, RELAY_CLOSED_BY_OWNER, "test");
+    ev_loop_destroy(f->loop);
+    if (f->outer_a >= 0)
+        close(f->outer_a);
+    if (f->outer_b >= 0)
+        close(f->outer_b);
+    free(f);
+}
+
+struct pump {
+    int wfd, rfd;
+    size_t n;
+    uint32_t seed;
+    size_t got;
+    int ok;
+    int shut_after;
+};
+
+static uint8_t pat(uint32_t seed, size_t i)
+{
+    return (uint8_t)((i * 2654435761u + seed) >> 7);
+}
+
+static void *writer(void *arg)
+{
+    struct pump *p = arg;
+    uint8_t buf[8192];
+    for (size_t off = 0; off < p->n;) {
+        size_t k = p->n - off < sizeof buf ? p->n - off : sizeof buf;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = pat(p->seed, off + i);
+        ssize_t w = write(p->wfd, buf, k);
+        if (w <= 0)
+            return NULL;
+        off += (size_t)w;
+    }
+    if (p->shut_after)
+        shutdown(p->wfd, SHUT_WR);
+    return NULL;
+}
+
+/* Read until EOF, checking the pattern. */
+static void *reader(void *arg)
+{
+    struct pump *p = arg;
+    uint8_t buf[16384];
+    p->ok = 1;
+    for (;;) {
+        ssize_t n = read(p->rfd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pat(p->seed, p->got + (size_t)i))
+                p->ok = 0;
+        p->got += (size_t)n;
+    }
+    return NULL;
+}
+
+/* Both directions at once, each ended by a half-close: everything arrives,
+ * each EOF is carried, and the relay ends as done once both are. */
+static void both_ways(int mode, size_t n)
+{
+    struct fixture *f = start(mode);
+    struct pump ab = { .wfd = f->outer_a, .rfd = f->outer_b, .n = n, .seed = 1, .shut_after = 1 };
+    struct pump ba = { .wfd = f->outer_b, .rfd = f->outer_a, .n = n / 3, .seed = 7,
+                       .shut_after = 1 };
+    pthread_t t[4];
+    pthread_create(&t[0], NULL, writer, &ab);
+    pthread_create(&t[1], NULL, reader, &ab);
+    pthread_create(&t[2], NULL, writer, &ba);
+    pthread_create(&t[3], NULL, reader, &ba);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+
+    pthread_join(f->th, NULL);
+    assert_int_equal(ab.got, n);
+    assert_true(ab.ok);
+    assert_int_equal(ba.got, n / 3);
+    assert_true(ba.ok);
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->why, RELAY_DONE);
+    assert_int_equal(f->bytes0, n);
+    assert_int_equal(f->bytes1, n / 3);
+    relay_close(&f->r, RELAY_CLOSED_BY_OWNER, "again"); /* idempotent */
+    assert_int_equal(f->closes, 1);
+    ev_loop_destroy(f->loop);
+    close(f->outer_a);
+    close(f->outer_b);
+    free(f);
+
+}
+
+static void test_splice_socketpair(void **s) { (void)s; both_ways(0, 8u << 20); }
+static void test_fallback_socketpair(void **s) { (void)s; both_ways(1, 8u << 20); }
+static void test_splice_tcp(void **s) { (void)s; both_ways(2, 32u << 20); }
+static void test_small(void **s) { (void)s; both_ways(0, 1); both_ways(2, 0); both_ways(1, 3); }
+
+/* A half-close in one direction does not stop the other: A ends its output,
+ * B sees EOF, and B can still send to A for as long as it likes. */
+static void half_close(int mode)
+{
+    struct fixture *f = start(mode);
+    char buf[64];
+    assert_int_equal(write(f->outer_a, "ping", 4), 4);
+    shutdown(f->outer_a, SHUT_WR);
+    size_t got = 0;
+    while (got < 4) {
+        ssize_t n = read(f->outer_b, buf + got, sizeof buf - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_memory_equal(buf, "ping", 4);
+    assert_int_equal(read(f->outer_b, buf, sizeof buf), 0); /* the EOF was carried */
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(write(f->outer_b, "pong", 4), 4);
+        got = 0;
+        while (got < 4) {
+            ssize_t n = read(f->outer_a, buf + got, 4 - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        assert_memory_equal(buf, "pong", 4);
+    }
+    assert_int_equal(f->closes, 0);
+    shutdown(f->outer_b, SHUT_WR);
+    assert_int_equal(read(f->outer_a, buf, sizeof buf), 0);
+    pthread_join(f->th, NULL);
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->why, RELAY_DONE);
+    assert_int_equal(f->bytes0, 4);
+    assert_int_equal(f->bytes1, 200);
+    ev_loop_destroy(f->loop);
+    close(f->outer_a);
+    close(f->outer_b);
+    free(f);
+}
+
+static void test_half_close(void **s)
+{
+    (void)s;
+    half_close(0);
+    half_close(1);
+    half_close(2);
+}
+
+/* A reset on one side ends the relay with an error naming that side. */
+static void test_reset(void **s)
+{
+    (void)s;
+    struct fixture *f = start(2);
+    struct linger lg = { 1, 0 };
+    assert_int_equal(write(f->outer_b, "x", 1), 1);
+    char c;
+    assert_int_equal(read(f->outer_a, &c, 1), 1);
+    setsockopt(f->outer_b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(f->outer_b);
+    f->outer_b = -1;
+    pthread_join(f->th, NULL);
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->why, RELAY_ERROR);
+    assert_non_null(strstr(f->reason, "backend"));
+    /* the client side was closed too */
+    assert_true(read(f->outer_a, &c, 1) <= 0);
+    ev_loop_destroy(f->loop);
+    close(f->outer_a);
+    free(f);
+}
+
+/* Back-pressure: B never reads, A keeps writing without blocking. What A can
+ * get in must be bounded by the socket buffers plus one pipe, not grow. */
+static void backpressure(int mode)
+{
+    struct fixture *f = start(mode);
+    int sz = 65536;
+    setsockopt(f->outer_a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    nonblock(f->outer_a);
+    static uint8_t chunk[65536];
+    size_t total = 0;
+    for (int idle = 0; idle < 20;) {
+        ssize_t n = write(f->outer_a, chunk, sizeof chunk);
+        if (n > 0) {
+            total += (size_t)n;
+            idle = 0;
+        } else {
+            assert_true(errno == EAGAIN);
+            idle++;
+            usleep(10000);
+        }
+        assert_true(total < (64u << 20));
+    }
+    /* socket buffers (a few MiB at most on loopback) + one pipe */
+    assert_true(total < (24u << 20));
+    assert_true(f->r.h[0].pending > 0);
+    ev_async_send(f->loop, &f->quit);
+    finish(f);
+}
+
+static void test_backpressure(void **s)
+{
+    (void)s;
+    backpressure(0);
+    backpressure(1);
+    backpressure(2);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_splice_socketpair), cmocka_unit_test(test_fallback_socketpair),
+        cmocka_unit_test(test_splice_tcp),        cmocka_unit_test(test_small),
+        cmocka_unit_test(test_half_close),        cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_backpressure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
