@@ -195,6 +195,20 @@ int main(int argc, char **argv)
     if (cfg.auto_restart_interval_set)
         set_env_ll("AUTO_RESTART_INTERVAL", cfg.auto_restart_interval);
 
+    /* Perl loads the env dir into its own environment once at start-up (a
+     * `local` that lasts its lifetime): variables found then stay even when
+     * their files are removed later; later loads overlay this. */
+    const char *envdir = getenv("ENVDIR");
+    if (envdir) {
+        char **loaded = ss_env_build(NULL, envdir, NULL);
+        for (char **e = loaded; e && *e; e++) {
+            char *eq = strchr(*e, '=');
+            *eq = '\0';
+            setenv(*e, eq + 1, 1);
+        }
+        ss_env_free(loaded);
+    }
+
     int pid_fd = cfg.pid_file ? lock_pid_file(cfg.pid_file) : -1;
     pid_t logger = 0;
     int log_fd = cfg.log_file ? open_log(cfg.log_file, &logger) : -1;

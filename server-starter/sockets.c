@@ -20,24 +20,32 @@
 
 #include "starter.h"
 
-static void add_env(struct ss_listeners *out, const char *key, int fd)
-{
-    size_t old = out->env ? strlen(out->env) : 0;
-    size_t need = old + strlen(key) + 16;
-    char *n = realloc(out->env, need);
-    if (!n)
-        ss_die(ENOMEM, "out of memory");
-    snprintf(n + old, need - old, "%s%s=%d", old ? ";" : "", key, fd);
-    out->env = n;
-}
+/* keys[i] is the SERVER_STARTER_PORT key of out->fds[i] */
+static char **keys;
 
-static void add_fd(struct ss_listeners *out, int fd)
+static void add_socket(struct ss_listeners *out, const char *key, int fd)
 {
     int *n = realloc(out->fds, (out->nfds + 1) * sizeof *n);
-    if (!n)
+    char **k = realloc(keys, (out->nfds + 1) * sizeof *k);
+    if (!n || !k || !(k[out->nfds] = strdup(key)))
         ss_die(ENOMEM, "out of memory");
     n[out->nfds++] = fd;
     out->fds = n;
+    keys = k;
+}
+
+/* An =FD target that is an earlier socket's fd: move the earlier socket
+ * (Perl's start_server silently overwrites it). */
+static void vacate_fd(struct ss_listeners *out, int target)
+{
+    for (size_t i = 0; i < out->nfds; i++) {
+        if (out->fds[i] == target) {
+            int moved = fcntl(target, F_DUPFD, 3);
+            if (moved < 0)
+                ss_die(errno, "dup2(2) failed(%d): %s", target, strerror(errno));
+            out->fds[i] = moved;
+        }
+    }
 }
 
 static int is_socket_file(const char *path)
@@ -109,6 +117,7 @@ static void bind_port(const struct ss_config *cfg, const char *value, struct ss_
             close(*avoid_fd);
             *avoid_fd = moved;
         }
+        vacate_fd(out, ps.fd);
         if (dup2(fd, ps.fd) < 0)
             ss_die(errno, "dup2(2) failed(%d): %s", ps.fd, strerror(errno));
         ss_log("socket is duplicated to file descriptor %d", ps.fd);
@@ -119,8 +128,7 @@ static void bind_port(const struct ss_config *cfg, const char *value, struct ss_
     } else if (ps.fd >= 0) {
         ss_log("socket is duplicated to file descriptor %d", ps.fd);
     }
-    add_env(out, ps.key, fd);
-    add_fd(out, fd);
+    add_socket(out, ps.key, fd);
 }
 
 static void bind_path(const struct ss_config *cfg, const char *path, struct ss_listeners *out)
@@ -143,18 +151,29 @@ static void bind_path(const struct ss_config *cfg, const char *path, struct ss_l
     umask(saved);
     if (fcntl(fd, F_SETFD, 0) < 0)
         ss_die(errno, "fcntl(F_SETFD, 0) failed:%s", strerror(errno));
-    add_env(out, path, fd);
-    add_fd(out, fd);
+    add_socket(out, path, fd);
 }
 
 void ss_listen_all(const struct ss_config *cfg, struct ss_listeners *out, int *avoid_fd)
 {
     memset(out, 0, sizeof *out);
-    out->env = strdup("");
-    if (!out->env)
-        ss_die(ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->nports; i++)
         bind_port(cfg, cfg->ports[i], out, avoid_fd);
     for (size_t i = 0; i < cfg->npaths; i++)
         bind_path(cfg, cfg->paths[i], out);
+    size_t len = 1;
+    for (size_t i = 0; i < out->nfds; i++)
+        len += strlen(keys[i]) + 16;
+    out->env = malloc(len);
+    if (!out->env)
+        ss_die(ENOMEM, "out of memory");
+    size_t off = 0;
+    out->env[0] = '\0';
+    for (size_t i = 0; i < out->nfds; i++) {
+        off += (size_t)snprintf(out->env + off, len - off, "%s%s=%d", i ? ";" : "", keys[i],
+                                out->fds[i]);
+        free(keys[i]);
+    }
+    free(keys);
+    keys = NULL;
 }
