@@ -421,6 +421,9 @@ int main(int argc, char **argv)
         .workers = (int)nworkers,
     };
     signal(SIGPIPE, SIG_IGN);
+    /* like zap's production logger: info and up, unless asked */
+    const char *dbg = getenv("MOTAREI_DEBUG");
+    jsonlog_set_min_level(dbg && *dbg && strcmp(dbg, "0") != 0 ? JSONLOG_DEBUG : JSONLOG_INFO);
     /* several descriptors per connection (two sockets, two pipes) */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
