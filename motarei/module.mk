@@ -2,7 +2,7 @@
 PROGRAMS  += $(BUILD)/motarei
 MANPAGES  += motarei/motarei.1
 DEPS_PKGS += libev-dev libcurl4-openssl-dev libjansson-dev docker.io busybox-static haproxy \
-             iperf3 socat libserver-starter-perl curl
+             iperf3 socat libserver-starter-perl curl iproute2 procps tar
 MOTAREI_CORE := motarei/docker.c motarei/discovery.c
 MOTAREI_LDLIBS := -lcurl $(call pkg,jansson) -lev -lpthread $(LIB_LDLIBS)
 $(BUILD)/motarei: $(call objs,motarei/main.c motarei/proxy.c $(MOTAREI_CORE)) $(LIBOPSKIT)
