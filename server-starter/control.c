@@ -81,9 +81,11 @@ static int read_generations(const char *path, unsigned *max, unsigned *only)
 }
 
 struct last_start {
-    unsigned gen;
+    unsigned gen; /* the latest attempt */
     int pid;
     char state[32];
+    unsigned failed_gen; /* the latest failed attempt (0: none) */
+    int failed_pid;
     char reason[512];
 };
 
@@ -95,12 +97,15 @@ static int read_last_start(const char *path, struct last_start *ls)
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
-    char line[700];
+    char line[700], fail[700] = "";
     int ok = fgets(line, sizeof line, f) != NULL;
+    if (ok && !fgets(fail, sizeof fail, f))
+        fail[0] = '\0';
     fclose(f);
     if (!ok)
         return -1;
     line[strcspn(line, "\n")] = '\0';
+    fail[strcspn(fail, "\n")] = '\0';
     char *p = line, *end;
     ls->gen = (unsigned)strtoul(p, &end, 10);
     if (*end != ':')
@@ -109,10 +114,16 @@ static int read_last_start(const char *path, struct last_start *ls)
     if (*end != ':')
         return -1;
     p = end + 1;
-    size_t sl = strcspn(p, ":");
-    snprintf(ls->state, sizeof ls->state, "%.*s", (int)sl, p);
-    if (p[sl] == ':')
-        snprintf(ls->reason, sizeof ls->reason, "%s", p + sl + 1);
+    snprintf(ls->state, sizeof ls->state, "%.*s", (int)strcspn(p, ":"), p);
+    if (strncmp(fail, "failed:", 7) == 0) {
+        ls->failed_gen = (unsigned)strtoul(fail + 7, &end, 10);
+        if (*end == ':')
+            ls->failed_pid = (int)strtol(end + 1, &end, 10);
+        if (*end == ':')
+            snprintf(ls->reason, sizeof ls->reason, "%s", end + 1);
+        else
+            ls->failed_gen = 0;
+    }
     return 0;
 }
 
@@ -145,9 +156,9 @@ int ss_restart(const struct ss_config *cfg)
             free(lsp);
             return 0;
         }
-        if (read_last_start(lsp, &ls) == 0 && ls.gen > base && strcmp(ls.state, "failed") == 0) {
-            fprintf(stderr, "restart failed: new worker %d (generation %u) %s\n", ls.pid, ls.gen,
-                    ls.reason);
+        if (read_last_start(lsp, &ls) == 0 && ls.failed_gen > base) {
+            fprintf(stderr, "restart failed: new worker %d (generation %u) %s\n", ls.failed_pid,
+                    ls.failed_gen, ls.reason);
             close(fd);
             free(lsp);
             return 1;

@@ -88,6 +88,7 @@ struct sup {
     pid_t logger_pid;
     int status_written;
     char *last_start;
+    char last_failure[560];
 };
 
 static sigset_t orig_mask;
@@ -247,16 +248,20 @@ char *ss_last_start_path(const char *status_file)
     return p;
 }
 
-/* The outcome of the latest start attempt, for --restart:
- * "GEN:PID:starting|running|failed[:REASON]". */
+/* The latest start attempt and the latest failed one, for --restart (which
+ * polls, so a failure must still be there after the retry began):
+ *   "GEN:PID:starting|running|failed[:REASON]\n" and "failed:GEN:PID:REASON\n". */
 static void write_last_start(struct sup *s, unsigned gen, pid_t pid, const char *state,
                              const char *reason)
 {
     if (!s->last_start)
         return;
-    char buf[600];
-    snprintf(buf, sizeof buf, "%u:%d:%s%s%s\n", gen, (int)pid, state, reason ? ":" : "",
-             reason ? reason : "");
+    if (reason)
+        snprintf(s->last_failure, sizeof s->last_failure, "failed:%u:%d:%s\n", gen, (int)pid,
+                 reason);
+    char buf[1200];
+    snprintf(buf, sizeof buf, "%u:%d:%s%s%s\n%s", gen, (int)pid, state, reason ? ":" : "",
+             reason ? reason : "", s->last_failure);
     write_atomic(s->last_start, buf);
 }
 

@@ -129,11 +129,14 @@ if health and not stop.is_set():
     hs.bind(("127.0.0.1", health))
     hs.listen(8)
     def health_once():
-        c, _ = hs.accept()
-        if mode.get("http"):
-            c.recv(4096)
-            c.sendall(b"HTTP/1.0 %d X\r\nContent-Length: 0\r\n\r\n" % mode.get("http"))
-        c.close()
+        while True:
+            c, _ = hs.accept()
+            if mode.get("http"):
+                c.recv(4096)
+                c.sendall(b"HTTP/1.0 %d X\r\nContent-Length: 0\r\n\r\n" % mode.get("http"))
+            c.close()
+            if not mode.get("http_forever"):
+                break
         hs.close()
     threading.Thread(target=health_once, daemon=True).start()
 log_event("accepting")
@@ -781,7 +784,8 @@ def test_ready_check_never_ready_is_stopped(procs, tmp_path):
     loop = ClientLoop(ss.port)
     try:
         loop.wait_ok(20)
-        ss.set_mode({"gen1": {"health": hp}})  # later generations never get ready
+        # later generations never get ready (and never accept)
+        ss.set_mode({"delay": 1000, "gen1": {"health": hp, "delay": 0}})
         r = subprocess.run([OURS, "--restart", "--pid-file=%s" % ss.pidf,
                             "--status-file=%s" % ss.statusf], capture_output=True, text=True,
                            timeout=60)
@@ -803,7 +807,8 @@ def test_ready_check_never_ready_is_stopped(procs, tmp_path):
 
 def test_ready_check_http_and_exec(procs, tmp_path):
     hp = free_port()
-    ss = Starter(procs, tmp_path, OURS, mode={"health": hp, "http": 503, "gen1": {"http": 200}},
+    ss = Starter(procs, tmp_path, OURS, mode={"health": hp, "http": 503, "http_forever": 1,
+                                                 "gen1": {"http": 200, "http_forever": 0}},
                  args=["--ready-check=http://127.0.0.1:%d/health" % hp, "--ready-timeout=2s"],
                  name="http")
     ss.wait_report(1)
