@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# start_server demo: a deploy whose new worker crashes at start-up is refused
+# (--restart says why and exits 1) while the old worker keeps serving; then a
+# good deploy takes over. A client loop runs throughout: zero failed requests.
+set -euo pipefail
+B=${OPSKIT_BUILD:-$(pwd)/build}
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# the app: answers its release; release "broken" crashes at start-up
+cat > "$T/app.py" <<'PY'
+import os, socket, sys
+release = open(sys.argv[1]).read().strip()
+if release == "broken":
+    sys.exit("app: cannot parse config")
+fd = int(os.environ["SERVER_STARTER_PORT"].split("=")[1])
+s = socket.socket(fileno=fd)
+while True:
+    c, _ = s.accept()
+    c.recv(100)
+    c.sendall(b"release %s (generation %s)\n" % (release.encode(),
+              os.environ["SERVER_STARTER_GENERATION"].encode()))
+    c.close()
+PY
+# a client loop: one request every 20 ms, counts failures
+cat > "$T/loop.py" <<'PY'
+import os, socket, sys, time
+ok = bad = 0
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as c:
+            c.sendall(b"hi\n")
+            ok += c.recv(100).startswith(b"release")
+    except OSError:
+        bad += 1
+    open(sys.argv[2] + ".tmp", "w").write("%d %d\n" % (ok, bad))
+    os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+    time.sleep(0.02)
+PY
+ask() { /usr/bin/python3 -c 'import socket,sys; c=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); c.sendall(b"x\n"); print(c.recv(100).decode().strip())' "$PORT"; }
+SS=("$B/start_server" --pid-file="$T/app.pid" --status-file="$T/app.status")
+
+echo v1 > "$T/release"
+"${SS[@]}" --port=127.0.0.1:$PORT -- /usr/bin/python3 "$T/app.py" "$T/release" 2> "$T/ss.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$T/app.status" ] && break; sleep 0.1; done
+echo "serving:            $(ask)"
+/usr/bin/python3 "$T/loop.py" "$PORT" "$T/counts" & PIDS+=($!)
+
+echo broken > "$T/release"
+echo '$ start_server --restart ...     # deploy a release that crashes at start-up'
+if "${SS[@]}" --restart 2> "$T/restart.err"; then echo "FAIL: the broken deploy was accepted"; exit 1; fi
+sed 's/^/  /' "$T/restart.err"
+echo "still serving:      $(ask)"
+grep -m1 'seems to have failed to start' "$T/ss.log" | sed 's/^/  start_server: /'
+
+echo v2 > "$T/release"
+echo '$ start_server --restart ...     # deploy a good release'
+"${SS[@]}" --restart || { echo "FAIL: the good deploy did not take over"; cat "$T/ss.log"; exit 1; }
+echo "now serving:        $(ask)"
+sleep 0.5
+read -r ok bad < "$T/counts"
+echo "client loop:        $ok requests, $bad failed"
+[ "$bad" = 0 ] && [ "$ok" -gt 0 ] || { echo "FAIL: requests failed during the deploys"; exit 1; }
