@@ -164,23 +164,31 @@ static void set_env_ll(const char *name, long long v)
     setenv(name, buf, 1);
 }
 
+static int config_free(struct ss_config *cfg, int rc)
+{
+    free(cfg->ports);
+    free(cfg->paths);
+    free(cfg->argv);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct ss_config cfg;
     if (ss_options_parse(&cfg, argc, argv) < 0)
-        return 1;
+        return config_free(&cfg, 1);
     if (cfg.help) {
         ss_usage(stdout);
-        return 0;
+        return config_free(&cfg, 0);
     }
     if (cfg.version) {
         printf("start_server version %s (Server::Starter 0.35 compatible)\n", OPSKIT_VERSION);
-        return 0;
+        return config_free(&cfg, 0);
     }
     if (cfg.restart)
-        return ss_restart(&cfg);
+        return config_free(&cfg, ss_restart(&cfg));
     if (cfg.stop)
-        return ss_stop(&cfg);
+        return config_free(&cfg, ss_stop(&cfg));
     if (cfg.daemonize && !cfg.log_file)
         ss_die(0, "Usage: --log-file option must be specified together with --deamonize");
     if (cfg.argc == 0)
@@ -256,8 +264,5 @@ int main(int argc, char **argv)
     }
     free(ls.fds);
     free(ls.env);
-    free(cfg.ports);
-    free(cfg.paths);
-    free(cfg.argv);
-    return rc;
+    return config_free(&cfg, rc);
 }

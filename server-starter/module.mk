@@ -9,3 +9,4 @@ SS_SRCS := server-starter/main.c server-starter/options.c server-starter/sockets
            server-starter/control.c
 $(BUILD)/start_server: $(call objs,$(SS_SRCS)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^
+FUZZ_SRCS_fuzz_start_server_specs := server-starter/options.c

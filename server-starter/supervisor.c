@@ -765,6 +765,7 @@ int ss_supervise(const struct ss_config *cfg, const struct ss_listeners *ls, int
     if (s.last_start)
         unlink(s.last_start);
     free(s.last_start);
+    ss_env_free(s.pending_env);
     free(s.w);
     close(s.sigfd);
     return 0;

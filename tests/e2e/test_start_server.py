@@ -608,7 +608,7 @@ def test_auto_restart(procs, tmp_path, impl):
 
 
 def test_worker_dies_unexpectedly(procs, tmp_path, impl):
-    ss = Starter(procs, tmp_path, impl, mode={"gen1": {"die_after": 2.0}})
+    ss = Starter(procs, tmp_path, impl, mode={"gen1": {"die_after": 4.0}})
     r1 = ss.wait_report(1)
     ss.wait_gen(2, timeout=30)
     assert "worker %d died unexpectedly with status:768, restarting" % r1["pid"] in ss.lines()
