@@ -218,6 +218,7 @@ class Loop:
         self.ok = 0
         self.failures = []
         self.seen = {}     # hostname -> first time seen (monotonic)
+        self.seen_wall = {}  # hostname -> first time seen (epoch seconds)
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
 
@@ -227,6 +228,7 @@ class Loop:
                 body = http_get(self.port)
                 self.ok += 1
                 self.seen.setdefault(body, time.monotonic())
+                self.seen_wall.setdefault(body, time.time())
             except OSError as e:
                 self.failures.append("%.3f %s" % (time.monotonic(), e))
             time.sleep(self.interval)
@@ -666,11 +668,15 @@ def test_hot_deploy_perl_start_server(ctr, procs, tmp_path):
                 wait_for(lambda: any(new.startswith(h) for h in lp.seen), timeout=30,
                          what="traffic to the new container")
                 st = docker("inspect", "-f", "{{.State.StartedAt}}", new)
+                started = calendar.timegm(time.strptime(st[:19], "%Y-%m-%dT%H:%M:%S")) + \
+                    float("0." + st[20:].rstrip("Z")[:6] if st[19:20] == "." else 0)
+                first = min(t for h, t in lp.seen_wall.items() if new.startswith(h))
+                print("new container served %.3f s after it started" % (first - started))
+                assert first - started < 1.0
                 # wait for the old one to be retired (KILL_OLD_DELAY)
                 wait_for(lambda: len(docker("ps", "-q", "--filter",
                                             "label=app=" + ctr.app).split()) == 1,
                          timeout=60, what="old container retired")
-                del st
             time.sleep(0.5)
         assert not lp.failures, lp.failures[:5]
         assert len(lp.seen) == 3
