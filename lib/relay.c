@@ -1,4 +1,4 @@
-/* relay: two-way splice with half-close and back-pressure (see relay.h).
+/* relay: two-way relay with half-close and back-pressure (see relay.h).
  * Each half is a small loop: write what is pending, else carry an EOF as
  * shutdown(SHUT_WR), else read more. It runs a bounded number of rounds per
  * event so one fast connection cannot starve the others on its loop; the
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define RELAY_ROUNDS 16
+#define RELAY_SMALL 16384 /* a splice read below this is "small" */
 
 static const char *side_name(const struct relay_half *h)
 {
@@ -29,29 +30,49 @@ static void close_pipe(struct relay_half *h)
             close(h->pipe[i]);
         h->pipe[i] = -1;
     }
+    h->splicing = 0;
 }
 
-/* Switch a half from splice to read/write; what is already in the pipe moves
- * to the buffer. Returns 0 or -1. */
-static int use_buffer(struct relay_half *h)
+/* splice failed with EINVAL: this pair of fds cannot splice. What is in the
+ * pipe moves to the buffer and the half copies from now on. Returns 0 or -1. */
+static int stop_splicing(struct relay_half *h)
+{
+    if (h->pending_in_pipe && h->pending) {
+        char *nb = malloc(h->pending > RELAY_BUF_SIZE ? h->pending : RELAY_BUF_SIZE);
+        if (!nb)
+            return -1;
+        size_t got = 0;
+        while (got < h->pending) {
+            ssize_t n = read(h->pipe[0], nb + got, h->pending - got);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                free(nb);
+                return -1;
+            }
+            got += (size_t)n;
+        }
+        free(h->buf);
+        h->buf = nb;
+        h->buf_off = 0;
+    }
+    h->pending_in_pipe = 0;
+    close_pipe(h);
+    return 0;
+}
+
+/* Keep what send() did not take. Returns 0 or -1 (out of memory). */
+static int keep(struct relay_half *h, const char *p, size_t n)
 {
     if (!h->buf) {
-        h->buf = malloc(RELAY_PIPE_SIZE);
+        h->buf = malloc(RELAY_BUF_SIZE);
         if (!h->buf)
             return -1;
     }
-    size_t got = 0;
-    while (got < h->pending) {
-        ssize_t n = read(h->pipe[0], h->buf + got, RELAY_PIPE_SIZE - got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        got += (size_t)n;
-    }
+    memmove(h->buf, p, n);
     h->buf_off = 0;
-    close_pipe(h);
+    h->pending = n;
+    h->pending_in_pipe = 0;
     return 0;
 }
 
@@ -60,10 +81,11 @@ static int half_pump(struct relay_half *h)
 {
     struct relay *r = h->r;
     int src = h->fd, dst = h->other->fd;
+    char stack[RELAY_BUF_SIZE];
     for (int round = 0; round < RELAY_ROUNDS; round++) {
         ssize_t n;
         if (h->pending) {
-            if (h->pipe[0] >= 0)
+            if (h->pending_in_pipe)
                 n = splice(h->pipe[0], NULL, dst, NULL, h->pending,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             else
@@ -72,14 +94,16 @@ static int half_pump(struct relay_half *h)
                 h->pending -= (size_t)n;
                 h->buf_off += (size_t)n;
                 h->bytes += (uint64_t)n;
+                if (h->pending_in_pipe)
+                    h->splice_bytes += (uint64_t)n;
                 continue;
             }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 return 0;
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n < 0 && errno == EINVAL && h->pipe[0] >= 0) {
-                if (use_buffer(h) < 0)
+            if (n < 0 && errno == EINVAL && h->pending_in_pipe) {
+                if (stop_splicing(h) < 0)
                     goto fail_write;
                 continue;
             }
@@ -97,15 +121,51 @@ static int half_pump(struct relay_half *h)
             }
             return 0;
         }
-        if (h->pipe[0] >= 0)
+        if (h->splicing) {
             n = splice(src, NULL, h->pipe[1], NULL, RELAY_PIPE_SIZE,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        else
-            n = recv(src, h->buf, RELAY_PIPE_SIZE, 0);
-        if (n > 0) {
-            h->pending = (size_t)n;
-            h->buf_off = 0;
-            continue;
+            if (n > 0) {
+                h->pending = (size_t)n;
+                h->pending_in_pipe = 1;
+                if (n < RELAY_SMALL && ++h->small_reads >= 4)
+                    h->splicing = 0; /* traffic got small: copy from the next read on */
+                else if (n >= RELAY_SMALL)
+                    h->small_reads = 0;
+                continue;
+            }
+            if (n < 0 && errno == EINVAL) {
+                if (stop_splicing(h) < 0)
+                    break;
+                continue;
+            }
+        } else {
+            n = recv(src, stack, sizeof stack, 0);
+            if (n > 0) {
+                /* straight on: most small messages need no buffer at all */
+                ssize_t w = send(dst, stack, (size_t)n, MSG_NOSIGNAL);
+                if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                    snprintf(r->reason, sizeof r->reason, "write %s: %s", side_name(h->other),
+                             strerror(errno));
+                    return -1;
+                }
+                if (w < 0)
+                    w = 0;
+                h->bytes += (uint64_t)w;
+                if (w < n && keep(h, stack + w, (size_t)(n - w)) < 0) {
+                    snprintf(r->reason, sizeof r->reason, "out of memory");
+                    return -1;
+                }
+                if (n == (ssize_t)sizeof stack) {
+                    if (h->pipe[0] >= 0 && !h->pending) {
+                        h->splicing = 1; /* bulk: zero copy from now on */
+                        h->small_reads = 0;
+                    }
+                    continue;
+                }
+                /* a short read: drained (epoll says when there is more), or
+                 * a leftover waits until the other side can take it */
+                return 0;
+            }
         }
         if (n == 0) {
             h->eof = 1;
@@ -115,11 +175,6 @@ static int half_pump(struct relay_half *h)
             return 0;
         if (errno == EINTR)
             continue;
-        if (errno == EINVAL && h->pipe[0] >= 0) {
-            if (use_buffer(h) < 0)
-                break;
-            continue;
-        }
         snprintf(r->reason, sizeof r->reason, "read %s: %s", side_name(h), strerror(errno));
         return -1;
     }
@@ -205,21 +260,9 @@ int relay_start(struct relay *r, struct ev_loop *loop, int a, int b, int use_spl
         ev_io_init(&h->wio, relay_wio_cb, fds[1 - i], EV_WRITE);
         h->wio.data = h;
     }
-    for (int i = 0; i < 2; i++) {
-        struct relay_half *h = &r->h[i];
-        if (use_splice && make_pipe(h) == 0)
-            continue;
-        h->buf = malloc(RELAY_PIPE_SIZE);
-        if (!h->buf) {
-            for (int j = 0; j < 2; j++) {
-                close_pipe(&r->h[j]);
-                free(r->h[j].buf);
-                r->h[j].buf = NULL;
-            }
-            errno = ENOMEM;
-            return -1;
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        if (use_splice)
+            (void)make_pipe(&r->h[i]); /* no pipe: this half copies */
     relay_update_io(r);
     return 0;
 }

@@ -2,10 +2,16 @@
  * zero-copy where the kernel allows it.
  *
  * A relay is two symmetric halves. Half i reads its own socket and writes what
- * it read into the other half's socket, through a pipe with splice(2) (when
- * either fd cannot splice, through a small buffer with read/write instead).
- * Back-pressure is by not reading: a half reads only while its pipe (or
- * buffer) is empty, so at most one pipe's worth is in flight per direction.
+ * it read into the other half's socket. Small messages (request/response
+ * traffic) go by recv into a stack buffer and send, which costs fewer and
+ * cheaper system calls than splice; once a read fills that buffer the
+ * direction is bulk and moves through a pipe with splice(2), zero copy, until
+ * reads get small again. When splice cannot be used (a socket type without
+ * it, no pipe), copying is the only mode. A short read means the socket is
+ * drained, so the half goes back to the event loop instead of asking again.
+ * Back-pressure is by not reading: a half reads only while nothing it read
+ * before is waiting to be written, so at most one pipe's worth (or one
+ * buffer's) is in flight per direction.
  * When a half's input ends (EOF) and everything it read is written, the other
  * socket gets shutdown(SHUT_WR): half-close is carried, not turned into a
  * close. The relay ends when both directions are finished, or on the first
@@ -27,10 +33,14 @@ struct relay;
 struct relay_half {
     struct relay *r;
     int fd;              /* this side's socket */
-    int pipe[2];         /* read end, write end; -1 when using buf */
-    char *buf;           /* read/write fallback (owned), RELAY_BUF_SIZE */
+    int pipe[2];         /* read end, write end; -1 when splice is not used */
+    int splicing;        /* current mode: bulk through the pipe */
+    int small_reads;     /* consecutive small splice reads (back to copying at 4) */
+    char *buf;           /* what a send left over (owned, on demand), RELAY_BUF_SIZE */
     size_t pending;      /* bytes read from fd not yet written to other->fd */
-    size_t buf_off;      /* fallback: start of pending data in buf */
+    size_t buf_off;      /* start of pending data in buf (copy mode) */
+    int pending_in_pipe; /* pending bytes are in the pipe, not in buf */
+    uint64_t splice_bytes; /* of bytes, how many moved by splice (for tests) */
     int eof;             /* fd's input ended */
     int shut;            /* other->fd got shutdown(SHUT_WR) for this direction */
     uint64_t bytes;      /* bytes read from fd and written to the other side */
@@ -53,7 +63,7 @@ struct relay {
     char reason[160];
 };
 
-#define RELAY_BUF_SIZE 65536
+#define RELAY_BUF_SIZE 65536   /* one copy-mode read; a full one switches to splice */
 #define RELAY_PIPE_SIZE (256 * 1024) /* asked of F_SETPIPE_SZ; the kernel may give less */
 
 /* Start relaying between connected non-blocking sockets a and b. Splice is

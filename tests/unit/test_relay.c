@@ -35,7 +35,7 @@ struct fixture {
     int closes;
     enum relay_end why;
     char reason[160];
-    uint64_t bytes0, bytes1;
+    uint64_t bytes0, bytes1, spliced0;
 };
 
 static void on_close(struct relay *r, enum relay_end why, const char *reason)
@@ -46,6 +46,7 @@ static void on_close(struct relay *r, enum relay_end why, const char *reason)
     snprintf(f->reason, sizeof f->reason, "%s", reason);
     f->bytes0 = r->h[0].bytes;
     f->bytes1 = r->h[1].bytes;
+    f->spliced0 = r->h[0].splice_bytes;
     ev_break(f->loop, EVBREAK_ALL);
 }
 
@@ -106,7 +107,6 @@ static struct fixture *start(int mode)
     f->r.name[0] = "client";
     f->r.name[1] = "backend";
     assert_int_equal(relay_start(&f->r, f->loop, p1[1], p2[0], mode != 1, on_close, f), 0);
-    assert_int_equal(f->r.h[0].pipe[0] >= 0, mode != 1);
     pthread_create(&f->th, NULL, loop_main, f);
     return f;
 }
@@ -199,6 +199,11 @@ static void both_ways(int mode, size_t n)
     assert_int_equal(f->why, RELAY_DONE);
     assert_int_equal(f->bytes0, n);
     assert_int_equal(f->bytes1, n / 3);
+    /* bulk goes by splice where it can, never without pipes */
+    if (mode == 1 || n < (1u << 20))
+        assert_true(mode != 1 || f->spliced0 == 0);
+    else
+        assert_true(f->spliced0 > n / 2);
     relay_close(&f->r, RELAY_CLOSED_BY_OWNER, "again"); /* idempotent */
     assert_int_equal(f->closes, 1);
     ev_loop_destroy(f->loop);
@@ -212,6 +217,42 @@ static void test_splice_socketpair(void **s) { (void)s; both_ways(0, 8u << 20); 
 static void test_fallback_socketpair(void **s) { (void)s; both_ways(1, 8u << 20); }
 static void test_splice_tcp(void **s) { (void)s; both_ways(2, 32u << 20); }
 static void test_small(void **s) { (void)s; both_ways(0, 1); both_ways(2, 0); both_ways(1, 3); }
+
+/* Request/response: small messages go by recv/send (no splice), both ways. */
+static void test_small_messages_copy(void **s)
+{
+    (void)s;
+    struct fixture *f = start(2);
+    char buf[64];
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(write(f->outer_a, "0123456789abcdef", 16), 16);
+        size_t got = 0;
+        while (got < 16) {
+            ssize_t n = read(f->outer_b, buf + got, sizeof buf - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        assert_int_equal(write(f->outer_b, buf, 16), 16);
+        got = 0;
+        while (got < 16) {
+            ssize_t n = read(f->outer_a, buf + got, sizeof buf - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        assert_memory_equal(buf, "0123456789abcdef", 16);
+    }
+    shutdown(f->outer_a, SHUT_WR);
+    shutdown(f->outer_b, SHUT_WR);
+    pthread_join(f->th, NULL);
+    assert_int_equal(f->why, RELAY_DONE);
+    assert_int_equal(f->bytes0, 3200);
+    assert_int_equal(f->bytes1, 3200);
+    assert_int_equal(f->spliced0, 0);
+    ev_loop_destroy(f->loop);
+    close(f->outer_a);
+    close(f->outer_b);
+    free(f);
+}
 
 /* A half-close in one direction does not stop the other: A ends its output,
  * B sees EOF, and B can still send to A for as long as it likes. */
@@ -328,7 +369,7 @@ int main(void)
         cmocka_unit_test(test_splice_socketpair), cmocka_unit_test(test_fallback_socketpair),
         cmocka_unit_test(test_splice_tcp),        cmocka_unit_test(test_small),
         cmocka_unit_test(test_half_close),        cmocka_unit_test(test_reset),
-        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_backpressure),      cmocka_unit_test(test_small_messages_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
