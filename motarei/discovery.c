@@ -138,8 +138,7 @@ struct mt_discovery {
     char ev_url[2048];
     /* re-list */
     CURL *ls;
-    char *ls_body;
-    size_t ls_len;
+    struct mt_body ls_body;
     char ls_url[2048];
     double next_list;
     int need_list;
@@ -407,35 +406,9 @@ static size_t ev_header(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static size_t ls_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct mt_discovery *d = ud;
-    size_t n = size * nmemb;
-    if (d->ls_len + n > (64u << 20))
-        return 0;
-    char *nb = realloc(d->ls_body, d->ls_len + n + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + d->ls_len, ptr, n);
-    d->ls_body = nb;
-    d->ls_len += n;
-    nb[d->ls_len] = 0;
-    return n;
-}
-
 static CURL *api_easy(struct mt_discovery *d, const char *url)
 {
-    CURL *e = curl_easy_init();
-    if (!e)
-        return NULL;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    if (d->docker.unix_path[0])
-        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, d->docker.unix_path);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "motarei (opskit)");
-    return e;
+    return mt_docker_easy(&d->docker, url);
 }
 
 static void start_events(struct mt_discovery *d)
@@ -459,10 +432,11 @@ static void start_list(struct mt_discovery *d)
     d->ls = api_easy(d, d->ls_url);
     if (!d->ls)
         return;
-    d->ls_len = 0;
+    d->ls_body.len = 0;
+    d->ls_body.max = 64u << 20;
     curl_easy_setopt(d->ls, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(d->ls, CURLOPT_WRITEFUNCTION, ls_write);
-    curl_easy_setopt(d->ls, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(d->ls, CURLOPT_WRITEFUNCTION, mt_body_write);
+    curl_easy_setopt(d->ls, CURLOPT_WRITEDATA, &d->ls_body);
     curl_multi_add_handle(d->multi, d->ls);
 }
 
@@ -482,12 +456,13 @@ static void list_done(struct mt_discovery *d, CURLcode rc)
     curl_easy_cleanup(d->ls);
     d->ls = NULL;
     if (rc != CURLE_OK || status != 200) {
-        mt_docker_error(&d->docker, rc, status, d->ls_body, d->ls_len, err, sizeof err);
+        mt_docker_error(&d->docker, rc, status, d->ls_body.p, d->ls_body.len, err, sizeof err);
         list_failed(d, err);
         return;
     }
     struct mt_list nl;
-    if (mt_parse_containers(d->ls_body ? d->ls_body : "", d->ls_len, &nl, err, sizeof err) < 0) {
+    if (mt_parse_containers(d->ls_body.p ? d->ls_body.p : "", d->ls_body.len, &nl, err,
+                            sizeof err) < 0) {
         list_failed(d, err);
         return;
     }
@@ -738,7 +713,7 @@ void mt_discovery_stop(struct mt_discovery *d)
     }
     curl_multi_cleanup(d->multi);
     mt_linebuf_free(&d->ev_lines);
-    free(d->ls_body);
+    free(d->ls_body.p);
     free(d->probes);
     mt_list_free(&d->list);
     free(d->chosen);

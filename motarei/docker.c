@@ -312,15 +312,9 @@ void mt_docker_error(const struct mt_docker *d, int curl_code, long status, cons
     json_decref(o);
 }
 
-struct body {
-    char *p;
-    size_t len;
-    size_t max;
-};
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t mt_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    struct body *b = ud;
+    struct mt_body *b = ud;
     size_t n = size * nmemb;
     if (b->len + n > b->max)
         return 0; /* abort: an answer this big is not a container list */
@@ -355,7 +349,7 @@ static size_t ping_header(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static CURL *easy_for(const struct mt_docker *d, const char *url, struct body *b, long timeout_ms)
+void *mt_docker_easy(const struct mt_docker *d, const char *url)
 {
     CURL *e = curl_easy_init();
     if (!e)
@@ -364,12 +358,21 @@ static CURL *easy_for(const struct mt_docker *d, const char *url, struct body *b
     if (d->unix_path[0])
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, d->unix_path);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "motarei (opskit)");
+    return e;
+}
+
+static CURL *easy_for(const struct mt_docker *d, const char *url, struct mt_body *b,
+                      long timeout_ms)
+{
+    CURL *e = mt_docker_easy(d, url);
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, mt_body_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     return e;
 }
 
@@ -395,7 +398,7 @@ static int version_cmp(const char *a, const char *b)
 int mt_docker_ping(struct mt_docker *d, char *err, size_t errlen)
 {
     char url[512];
-    struct body b = { .max = 1 << 16 };
+    struct mt_body b = { .max = 1 << 16 };
     struct hdr_version hv = { "" };
     snprintf(url, sizeof url, "%s/_ping", d->base);
     CURL *e = easy_for(d, url, &b, 10000);
@@ -444,7 +447,7 @@ int mt_docker_list(struct mt_docker *d, const char *label, struct mt_list *out, 
     snprintf(path, sizeof path, "/containers/json?filters=%s", esc);
     curl_free(esc);
     mt_docker_url(d, path, url, sizeof url);
-    struct body b = { .max = 64 << 20 };
+    struct mt_body b = { .max = 64 << 20 };
     e = easy_for(d, url, &b, 10000);
     if (!e) {
         snprintf(err, errlen, "curl: cannot create a handle");

@@ -88,6 +88,19 @@ void mt_docker_url(const struct mt_docker *d, const char *path_and_query, char *
 void mt_docker_error(const struct mt_docker *d, int curl_code, long http_status,
                      const char *body, size_t bodylen, char *err, size_t errlen);
 
+/* A curl easy handle (as void *: callers include curl themselves) for an API
+ * URL: the Unix socket, no proxy, a connect timeout. */
+void *mt_docker_easy(const struct mt_docker *d, const char *url);
+
+/* An answer body collected by mt_body_write (CURLOPT_WRITEFUNCTION), NUL
+ * terminated; the transfer is aborted beyond max bytes. p is the caller's to free. */
+struct mt_body {
+    char *p;
+    size_t len;
+    size_t max;
+};
+size_t mt_body_write(char *ptr, size_t size, size_t nmemb, void *ud);
+
 #define MT_API_VERSION_MAX "1.47"
 
 #endif

@@ -553,18 +553,23 @@ def _try(f):
         return None
 
 
+def open_echo(port):
+    """A connection through motarei to an echo container, proven to echo."""
+    def attempt():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            s.close()
+            raise OSError("no echo")
+        return s
+    return wait_for(lambda: _try(attempt), timeout=20, what="echo through motarei")
+
+
 def test_sigterm_drains_open_connection(ctr, procs, tmp_path):
     port = free_port()
     ctr.run("-P", "--expose", str(port), IMAGE, "nc", "-ll", "-p", str(port), "-e", "/bin/cat")
     p, log = start_motarei(procs, tmp_path, ctr.app, ports=[port])
-
-    def open_echo():
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"x")
-        if s.recv(1) != b"x":
-            raise OSError("no echo")
-        return s
-    s = wait_for(lambda: _try(open_echo), timeout=20, what="echo")
+    s = open_echo(port)
     p.send_signal(signal.SIGTERM)
     wait_for(lambda: log_has(log, "Signal received. Start to shutdown"), what="shutdown log")
 
@@ -589,14 +594,7 @@ def test_sigterm_shutdown_timeout(ctr, procs, tmp_path):
     port = free_port()
     ctr.run("-P", "--expose", str(port), IMAGE, "nc", "-ll", "-p", str(port), "-e", "/bin/cat")
     p, log = start_motarei(procs, tmp_path, ctr.app, "--shutdown-timeout", "1s", ports=[port])
-
-    def open_echo():
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"x")
-        if s.recv(1) != b"x":
-            raise OSError("no echo")
-        return s
-    s = wait_for(lambda: _try(open_echo), timeout=20, what="echo")
+    s = open_echo(port)
     t0 = time.monotonic()
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=20) == 0
