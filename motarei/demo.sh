@@ -50,6 +50,9 @@ echo "\$ curl 127.0.0.1:$WEB  →  served by $(get)"
 exec 3<>/dev/tcp/127.0.0.1/$ECHO
 echo "hello before the deploy" >&3; read -r -t 5 line <&3; echo "long-lived connection: $line"
 
+# Created has whole seconds and a tie goes to the lower Id (as in the
+# original): deploy in a later second than the old container's start
+sleep 1.1
 NEW=$(run | cut -c1-12)
 echo "deploy: container $NEW started"
 for _ in $(seq 300); do [ "$(get)" = "$NEW" ] && break; sleep 0.03; done

@@ -159,6 +159,21 @@ def public_port(cid, private):
     return int(out.splitlines()[0].rsplit(":", 1)[1])
 
 
+def created_second(cid):
+    """A container's Created in whole seconds, as the list API gives it."""
+    c = docker("inspect", "-f", "{{.Created}}", cid)[:19]
+    return int(calendar.timegm(time.strptime(c, "%Y-%m-%dT%H:%M:%S")))
+
+
+def wait_next_second(*cids):
+    """Sleep until a container created now is newer than cids by Created.
+    (Created has whole seconds and ties go to the lower Id, as in the
+    original, so a deploy within the same second may not be "newer".)"""
+    last = max(created_second(c) for c in cids)
+    while time.time() < last + 1.02:
+        time.sleep(0.02)
+
+
 def http_get(port, timeout=5.0):
     """GET / through 127.0.0.1:port; returns the body (a container's hostname)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -329,10 +344,7 @@ def test_discovery_order_and_logs(ctr, procs, tmp_path):
     newest = wait_serving(port)
 
     # newest by Created (whole seconds, as the list API gives it), ties by Id ascending
-    def created(cid):
-        c = docker("inspect", "-f", "{{.Created}}", cid)[:19]
-        return int(calendar.timegm(time.strptime(c, "%Y-%m-%dT%H:%M:%S")))
-    expect = sorted([old, new], key=lambda c: (-created(c), c))[0]
+    expect = sorted([old, new], key=lambda c: (-created_second(c), c))[0]
     assert expect.startswith(newest)
     start = log_has(log, "Start listen")
     assert start and start[0]["host"] == "127.0.0.1" and start[0]["port"] == port
@@ -390,6 +402,7 @@ def test_new_container_takes_traffic_fast_old_connection_survives(ctr, procs, tm
     lc = socket.create_connection(("127.0.0.1", eport), timeout=10)
     lc.sendall(b"before\n")
     assert lc.recv(100) == b"before\n"
+    wait_next_second(old)
     new = ctr.run("-P", "--expose", str(port), "--expose", str(eport), IMAGE, "sh", "-c", run,
                   create=True)
     t0 = time.monotonic()
@@ -423,6 +436,7 @@ def test_fallback_to_older_container(ctr, procs, tmp_path):
     port = free_port()
     old = ctr.web(port)
     p, log = start_motarei(procs, tmp_path, ctr.app, ports=[port])
+    wait_next_second(old)
     new = ctr.web(port)
     wait_serving(port, new)
     # make the newest refuse connections: stop its docker-proxy
@@ -461,6 +475,7 @@ def test_readiness_late_listener_gets_no_traffic(ctr, procs, tmp_path, check):
                  "--health-interval", "500ms", "--health-retries", "30")
     with Loop(port) as lp:
         time.sleep(0.3)
+        wait_next_second(old)
         new = ctr.web(port, delay=3, extra=extra)
         started = time.monotonic()
         wait_for(lambda: any(new.startswith(h) for h in lp.seen), timeout=30,
@@ -495,8 +510,9 @@ def test_half_close_reaches_backend(ctr, procs, tmp_path):
             break
         time.sleep(0.2)   # the container's nc not up yet
     assert got.strip() == str(len(payload)).encode()
-    e = wait_for(lambda: log_has(log, "Connection closed"), what="log")[-1]
-    assert e["bytes_to_backend"] == len(payload) and e["end"] == "eof"
+    e = wait_for(lambda: [x for x in log_has(log, "Connection closed")
+                          if x["bytes_to_backend"] == len(payload)], what="log")[-1]
+    assert e["end"] == "eof" and e["bytes_to_client"] == len(got)
     assert e["container"] == cid
 
 
@@ -658,6 +674,7 @@ def test_hot_deploy_perl_start_server(ctr, procs, tmp_path):
             for _ in range(2):
                 before = set(docker("ps", "-q", "--no-trunc", "--filter",
                                     "label=app=" + ctr.app).split())
+                wait_next_second(*before)
                 os.kill(ss.pid, signal.SIGHUP)
                 new = wait_for(lambda: set(docker("ps", "-q", "--no-trunc", "--filter",
                                                   "label=app=" + ctr.app).split()) - before,
@@ -734,6 +751,7 @@ def test_engine_restart_keeps_serving_and_rediscovers(engine, ctr, procs, tmp_pa
     # live-restore: the container and its published port come back
     assert old.startswith(wait_serving(port, timeout=60))
     wait_for(lambda: log_has(log, "Discovery recovered"), timeout=30, what="recovery log")
+    wait_next_second(old)
     new = ctr.web(port)
     wait_serving(port, new, timeout=20)
     assert p.poll() is None
