@@ -127,15 +127,12 @@ static unsigned char *b64url_decode(const char *s, size_t len, size_t *outlen)
     return out;
 }
 
-/* Is name allowed by the token's "dest" claim (a list of names, or one
+/* Is name allowed by the token's "dest" claim v (a list of names, or one
  * name)? Tokens without the claim allow every name, as the original does. */
-static bool dest_allowed(jwt_t *jwt, const char *name)
+static bool dest_allowed(json_t *v, const char *name)
 {
-    char *js = jwt_get_grants_json(jwt, "dest");
-    if (!js)
+    if (!v)
         return true;
-    json_t *v = json_loads(js, JSON_DECODE_ANY, NULL);
-    free(js);
     bool ok = false;
     if (json_is_string(v)) {
         ok = strcmp(json_string_value(v), name) == 0;
@@ -147,7 +144,6 @@ static bool dest_allowed(jwt_t *jwt, const char *name)
                 ok = true;
         }
     }
-    json_decref(v);
     return ok;
 }
 
@@ -200,29 +196,77 @@ int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, const c
         snprintf(err, errlen, "token is invalid: signing method is invalid");
         return -1;
     }
-    time_t now = time(NULL);
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt, "exp");
-    if (errno || exp < now) {
-        jwt_free(jwt);
-        snprintf(err, errlen, "token is expired");
+    char *claims = jwt_get_grants_json(jwt, NULL);
+    jwt_free(jwt);
+    if (!claims) {
+        snprintf(err, errlen, "token is invalid: token is malformed");
         return -1;
     }
-    errno = 0;
-    long iat = jwt_get_grant_int(jwt, "iat");
-    if (errno || (double)iat < (double)now - (double)a->freshness_ns / 1e9) {
-        jwt_free(jwt);
-        snprintf(err, errlen, "token is too old");
+    int rc = wsg_auth_check_claims(claims, strlen(claims), time(NULL), a->freshness_ns, dest,
+                                   sub, sublen, err, errlen);
+    free(claims);
+    return rc;
+}
+
+/* A NumericDate claim (RFC 7519: a JSON number of seconds, not necessarily
+ * whole). 1 = present (in *out), 0 = absent, -1 = present but not a number. */
+static int numeric_date(json_t *claims, const char *name, double *out)
+{
+    json_t *v = json_object_get(claims, name);
+    if (!v)
+        return 0;
+    if (!json_is_number(v))
+        return -1;
+    *out = json_number_value(v);
+    return 1;
+}
+
+int wsg_auth_check_claims(const char *json, size_t len, time_t now, int64_t freshness_ns,
+                          const char *dest, char *sub, size_t sublen, char *err, size_t errlen)
+{
+    static const char *const dates[] = {"exp", "iat", "nbf"};
+    double at[3] = {0, 0, 0};
+    int have[3];
+
+    if (sublen)
+        sub[0] = '\0';
+    json_t *claims = json_loadb(json, len, 0, NULL);
+    if (!json_is_object(claims)) {
+        json_decref(claims);
+        snprintf(err, errlen, "token is invalid: token is malformed");
         return -1;
     }
-    const char *s = jwt_get_grant(jwt, "sub");
+    for (int i = 0; i < 3; i++) {
+        have[i] = numeric_date(claims, dates[i], &at[i]);
+        if (have[i] < 0) {
+            json_decref(claims);
+            snprintf(err, errlen, "token is malformed: invalid type for claim %s", dates[i]);
+            return -1;
+        }
+    }
+    const char *why = NULL;
+    double t = (double)now, leeway = WSG_JWT_LEEWAY_S;
+    if (!have[0] || at[0] < t)
+        why = "token is expired";
+    else if (!have[1] || at[1] < t - (double)freshness_ns / 1e9)
+        why = "token is too old";
+    else if (at[1] > t + leeway) /* minted ahead: would stay fresh until exp */
+        why = "token used before issued";
+    else if (have[2] && at[2] > t + leeway)
+        why = "token is not valid yet";
+    if (why) {
+        json_decref(claims);
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    const char *s = json_string_value(json_object_get(claims, "sub"));
     snprintf(sub, sublen, "%s", s ? s : "");
-    if (dest && !dest_allowed(jwt, dest)) {
-        jwt_free(jwt);
+    if (dest && !dest_allowed(json_object_get(claims, "dest"), dest)) {
+        json_decref(claims);
         snprintf(err, errlen, "token does not allow destination %.200s", dest);
         return -2;
     }
-    jwt_free(jwt);
+    json_decref(claims);
     return 0;
 }
 

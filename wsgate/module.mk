@@ -15,3 +15,5 @@ $(BUILD)/wsgate-client: $(call objs,wsgate/client.c wsgate/iap.c $(WSGATE_COMMON
 $(BUILD)/tests/unit/test_net: LDLIBS += -lev
 $(BUILD)/tests/unit/test_jsonlog: LDLIBS += -lev
 $(BUILD)/tests/unit/test_mapfile: LDLIBS += -lev
+FUZZ_SRCS_fuzz_jwt_claims := wsgate/auth.c
+FUZZ_LDLIBS_fuzz_jwt_claims := -ljwt $(call pkg,jansson) -lssl -lcrypto

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- server map: NAME,HOST:PORT (or NAME,unix:/path) ---- */
 
@@ -42,14 +43,25 @@ struct wsg_auth {
 /* Read and check an RSA public key (PEM). Returns 0 or -1 with err. */
 int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, char *err,
                   size_t errlen);
-/* Verify "Bearer <jwt>": RS256/RS384/RS512 only, signature, exp present and in
- * the future, iat present and not older than the freshness. Returns 0 with
+/* Verify "Bearer <jwt>": RS256/RS384/RS512 only, signature, then the claims as
+ * wsg_auth_check_claims says (exp, iat, nbf, dest). Returns 0 with
  * the subject in sub, -1 with the reason in err (the 401 body), or -2 when
  * the token carries a "dest" claim (name or list of names) without dest
  * (403; sub is set). */
 int wsg_auth_verify(const struct wsg_auth *a, const char *authorization, const char *dest,
                     char *sub, size_t sublen, char *err, size_t errlen);
 void wsg_auth_free(struct wsg_auth *a);
+
+/* Clock skew allowed for iat and nbf in the future (seconds; wsgate-server.1). */
+#define WSG_JWT_LEEWAY_S 60
+/* The claims half of wsg_auth_verify, on the payload JSON (len bytes) of a
+ * token whose signature and algorithm were checked, at time now: exp present
+ * and not past; iat present, not older than freshness_ns and not later than
+ * now + WSG_JWT_LEEWAY_S ("token used before issued"); nbf, when present, not
+ * later than now + WSG_JWT_LEEWAY_S ("token is not valid yet"); all three
+ * numbers when present. Same returns as wsg_auth_verify. */
+int wsg_auth_check_claims(const char *json, size_t len, time_t now, int64_t freshness_ns,
+                          const char *dest, char *sub, size_t sublen, char *err, size_t errlen);
 
 /* ---- client: where Authorization tokens come from ---- */
 

@@ -849,8 +849,21 @@ def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
                                 "dest": ["other", "echo"]}, priv, "RS256"), 101),
         "dest other": (jwt.encode({"sub": "eve", "iat": now, "exp": now + 60,
                                    "dest": ["other"]}, priv, "RS256"), 403),
+        # a token minted ahead of time would stay "fresh" until its exp: refused beyond
+        # the documented 60 s clock-skew leeway, as the Go original refuses it
+        "future iat": (jwt.encode({"sub": "a", "iat": now + 3600, "exp": now + 7200}, priv,
+                                  "RS256"), 401, b"token used before issued"),
+        "future nbf": (jwt.encode({"sub": "a", "iat": now, "nbf": now + 3600,
+                                   "exp": now + 7200}, priv, "RS256"), 401,
+                       b"token is not valid yet"),
+        "bad nbf": (jwt.encode({"sub": "a", "iat": now, "nbf": "soon", "exp": now + 60}, priv,
+                               "RS256"), 401, b"token is malformed: invalid type for claim nbf"),
+        "iat in leeway": (jwt.encode({"sub": "fay", "iat": now + 20, "nbf": now + 20,
+                                      "exp": now + 60}, priv, "RS256"), 101),
+        "past nbf": (jwt.encode({"sub": "gus", "iat": now, "nbf": now - 5, "exp": now + 60},
+                                priv, "RS256"), 101),
     }
-    for what, (tok, want) in cases.items():
+    for what, (tok, want, *reason) in cases.items():
         extra = b"" if tok is None else b"Authorization: Bearer " + tok.encode() + b"\r\n"
         s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
         s.sendall(upgrade_request("echo", extra))
@@ -860,13 +873,21 @@ def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
             if not d:
                 break
             buf += d
+        if reason:
+            while not buf.endswith(b"\n"):
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
         s.close()
         status = int(buf.split(b" ", 2)[1])
         assert status == want, (what, buf)
+        if reason:
+            assert buf.split(b"\r\n\r\n", 1)[1].strip() == reason[0], (what, buf)
     log = g.server_log()
     users = [e["user-email"] for e in log if e.get("status") == "Connected"]
-    assert sorted(users) == ["alice", "bob", "dan"]
-    assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 10
+    assert sorted(users) == ["alice", "bob", "dan", "fay", "gus"]
+    assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 13
 
 
 def test_client_private_key_signs_tokens(procs, tmp_path, tcp_peer, rsa_keys):
