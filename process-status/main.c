@@ -580,14 +580,25 @@ static void report(const struct config *cfg, long long pid, const char *how, con
     if (ps_state_escape_key(key, fname, sizeof fname) < 0)
         die("--key-prefix is too long for a state file name (at most %d bytes when escaped)",
             PS_STATE_KEY_MAX);
-    int dirfd = ps_state_dir_open(cfg->state_dir, dir, sizeof dir, err, sizeof err);
-    if (dirfd < 0)
-        die("%s", err);
+    char note[2048];
+    int dirfd = ps_state_dir_open(cfg->state_dir, dir, sizeof dir, note, sizeof note, err,
+                                  sizeof err);
+    if (note[0])
+        notice("%s", note);
+
+    if (s->root.state == 'Z')
+        notice("process %lld%s is a zombie (it has exited and its parent, pid %lld, has not "
+               "reaped it yet): it holds no memory or fds, so these numbers are zeros",
+               pid, how, s->root.ppid);
 
     struct ps_state prev, cur;
     int have_prev = 0;
-    int rc = ps_state_load(dirfd, fname, &prev, err, sizeof err);
-    if (rc < 0) {
+    int rc = dirfd < 0 ? 0 : ps_state_load(dirfd, fname, &prev, err, sizeof err);
+    if (dirfd < 0) {
+        /* The stateless lines are still worth printing: never print nothing. */
+        notice("%s; no cpu line without a state directory to keep the previous sample",
+               err);
+    } else if (rc < 0) {
         notice("state file %s/%s is unusable (%s); starting afresh", dir, fname, err);
     } else if (rc == 0) {
         notice("first time execution command");
@@ -603,7 +614,7 @@ static void report(const struct config *cfg, long long pid, const char *how, con
         have_prev = 1;
     }
 
-    int save = 1;
+    int save = dirfd >= 0;
     int cpu_ok = 0;
     double cpu_pct = 0, secs = 0;
     if (have_prev && s->cpu.total <= prev.total_ticks && wait_cpu_tick(cfg, prev.total_ticks)) {
@@ -689,9 +700,10 @@ static void report(const struct config *cfg, long long pid, const char *how, con
             }
         }
         if (ps_state_save(dirfd, fname, &cur, err, sizeof err) < 0)
-            die("failed to save state in %s: %s", dir, err);
+            notice("failed to save state in %s: %s", dir, err);
     }
-    close(dirfd);
+    if (dirfd >= 0)
+        close(dirfd);
     out_flush(&o);
 }
 
@@ -753,10 +765,11 @@ int main(int argc, char **argv)
         die("--oldest only makes sense with --pattern");
     if (cfg.key_prefix && cfg.key_prefix[0] == '\0')
         die("--key-prefix must not be empty");
-    /* a blank or control character would break the name<TAB>value<TAB>epoch lines */
-    for (const char *k = cfg.key_prefix; k && *k; k++)
-        if ((unsigned char)*k <= ' ' || *k == 0x7f)
-            die("invalid --key-prefix: it must not contain blanks or control characters");
+    if (cfg.key_prefix && !ps_key_valid(cfg.key_prefix))
+        die("invalid --key-prefix: a Mackerel metric name part is letters, digits, '-' and "
+            "'_', with single '.' between parts");
+    if (cfg.pattern && cfg.pattern[0] == '\0')
+        die("--pattern must not be empty (it would match every process)");
     if (cfg.key_prefix) {
         char fname[PS_STATE_KEY_MAX + 1];
         if (ps_state_escape_key(cfg.key_prefix, fname, sizeof fname) < 0)

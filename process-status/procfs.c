@@ -419,6 +419,25 @@ void ps_sanitize_key(const char *in, char *out, size_t outcap)
     }
 }
 
+int ps_key_valid(const char *key)
+{
+    int part = 0; /* length of the current dot-separated part */
+    for (const char *k = key; *k; k++) {
+        char c = *k;
+        if (c == '.') {
+            if (part == 0)
+                return 0;
+            part = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+                   c == '_' || c == '-') {
+            part++;
+        } else {
+            return 0;
+        }
+    }
+    return part > 0;
+}
+
 ssize_t ps_read_file(const char *path, char *buf, size_t cap, int *truncated)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -90,6 +90,11 @@ size_t ps_cmdline_join(char *buf, size_t len);
  * becomes '_'. Empty input gives "process". */
 void ps_sanitize_key(const char *in, char *out, size_t outcap);
 
+/* 1 when key can be the KEY of process-status.GROUP_KEY.METRIC under Mackerel's metric
+ * name rule ^[-a-zA-Z0-9_.]+$: letters, digits, '-' and '_', in parts joined by single
+ * dots (no leading, trailing or doubled dot, which would make empty name parts). */
+int ps_key_valid(const char *key);
+
 /* ---- I/O helpers (not used by the fuzz target) ---- */
 
 /* Read up to cap-1 bytes of a (proc) file and NUL-terminate. Returns the length, or -1

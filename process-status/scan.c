@@ -32,20 +32,53 @@ static DIR *open_proc(const char *proc_root, char *err, size_t errlen)
     return d;
 }
 
+#define MAX_ANCESTORS 256
+
+/* Our own PID and those of our ancestors up to init: the pattern is on their command
+ * lines too (`timeout 5 plugin --pattern x`, `sh -c '...'`), so they must never be the
+ * match. Returns how many were stored. */
+static size_t own_lineage(const char *proc_root, long long *out)
+{
+    char path[4096], statbuf[1024];
+    size_t n = 0;
+    long long pid = (long long)getpid();
+    out[n++] = pid;
+    pid = (long long)getppid();
+    while (pid > 0 && n < MAX_ANCESTORS) {
+        struct ps_pid_stat st;
+        out[n++] = pid;
+        snprintf(path, sizeof path, "%s/%lld/stat", proc_root, pid);
+        ssize_t r = ps_read_file(path, statbuf, sizeof statbuf, NULL);
+        if (r <= 0 || ps_parse_pid_stat(statbuf, (size_t)r, &st) < 0 || st.ppid == pid)
+            break;
+        pid = st.ppid;
+    }
+    return n;
+}
+
+static int in_list(const long long *list, size_t n, long long pid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == pid)
+            return 1;
+    return 0;
+}
+
 long long ps_find_by_pattern(const char *proc_root, const regex_t *re, int oldest, char *err,
                              size_t errlen)
 {
     DIR *d = open_proc(proc_root, err, errlen);
     if (!d)
         return -1;
-    long long self = (long long)getpid(), best = 0;
+    long long lineage[MAX_ANCESTORS], best = 0;
+    size_t nlineage = own_lineage(proc_root, lineage);
     unsigned long long best_start = 0;
     static char cmd[32768];
     char path[4096], statbuf[1024];
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         long long pid = entry_pid(e->d_name);
-        if (pid <= 0 || pid == self)
+        if (pid <= 0 || in_list(lineage, nlineage, pid))
             continue;
         snprintf(path, sizeof path, "%s/%lld/cmdline", proc_root, pid);
         ssize_t n = ps_read_file(path, cmd, sizeof cmd, NULL);

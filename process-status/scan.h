@@ -8,7 +8,8 @@
 #include <stddef.h>
 
 /* The newest (largest start time, then largest PID; like pgrep -n) or, with oldest,
- * the oldest matching process other than ourselves. Processes with an empty command
+ * the oldest matching process other than ourselves and our ancestors (whose command
+ * lines hold the pattern too: `timeout 5 plugin --pattern x`). Processes with an empty command
  * line (kernel threads, zombies) never match. Returns the PID, 0 when nothing matches,
  * -1 with a message in err when /proc cannot be listed. */
 long long ps_find_by_pattern(const char *proc_root, const regex_t *re, int oldest, char *err,

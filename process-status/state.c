@@ -217,37 +217,46 @@ size_t ps_state_format(const struct ps_state *st, char *buf, size_t cap)
     return len + (size_t)n;
 }
 
-int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *err, size_t errlen)
+/* Vet an open state directory: ours, a directory, and not writable (private: not
+ * accessible at all) by group or others. Returns 0, or -1 with a message. */
+static int vet_dir(int fd, const char *path, int private_, char *err, size_t errlen)
 {
     uid_t uid = geteuid();
-    int explicit_dir = dir != NULL;
-    int n;
-    if (explicit_dir) {
-        n = snprintf(path, pathcap, "%s", dir);
-    } else {
-        const char *xdg = getenv("XDG_RUNTIME_DIR");
-        const char *tmp = getenv("TMPDIR");
-        struct stat xs;
-        /* only our own runtime dir: sudo keeps the invoking user's XDG_RUNTIME_DIR */
-        if (xdg && xdg[0] == '/' && stat(xdg, &xs) == 0 && S_ISDIR(xs.st_mode) &&
-            xs.st_uid == uid)
-            n = snprintf(path, pathcap, "%s/mackerel-plugin-linux-process-status", xdg);
-        else
-            n = snprintf(path, pathcap, "%s/mackerel-plugin-linux-process-status-%u",
-                         (tmp && tmp[0] == '/') ? tmp : "/tmp", (unsigned)uid);
-    }
-    if (n < 0 || (size_t)n >= pathcap || path[0] == '\0') {
-        snprintf(err, errlen, "state directory path is empty or too long");
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot stat state directory %s: %s", path, strerror(errno));
         return -1;
     }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (st.st_uid != uid) {
+        snprintf(err, errlen, "state directory %s is owned by uid %u, not by us (uid %u)", path,
+                 (unsigned)st.st_uid, (unsigned)uid);
+        return -1;
+    }
+    if ((st.st_mode & (private_ ? 077 : 022)) != 0) {
+        snprintf(err, errlen, "state directory %s has mode %04o; it must not be %s", path,
+                 (unsigned)(st.st_mode & 07777),
+                 private_ ? "accessible by group or others (expected 0700)"
+                          : "writable by group or others");
+        return -1;
+    }
+    return 0;
+}
+
+/* Open name under parentfd (AT_FDCWD: name is a path) as a directory, never through a
+ * symlink, creating it 0700 when missing; then vet it. path names it in messages.
+ * Returns the fd, or -1 with a message. */
+static int open_dir_at(int parentfd, const char *name, const char *path, int private_,
+                       char *err, size_t errlen)
+{
+    const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(parentfd, name, oflags);
     if (fd < 0 && errno == ENOENT) {
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        if (mkdirat(parentfd, name, 0700) < 0 && errno != EEXIST) {
             snprintf(err, errlen, "cannot create state directory %s: %s", path,
                      strerror(errno));
             return -1;
         }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(parentfd, name, oflags);
     }
     if (fd < 0) {
         int e = errno;
@@ -257,26 +266,134 @@ int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *err, si
             snprintf(err, errlen, "cannot open state directory %s: %s", path, strerror(e));
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "cannot stat state directory %s: %s", path, strerror(errno));
+    if (vet_dir(fd, path, private_, err, errlen) < 0) {
         close(fd);
         return -1;
     }
-    if (st.st_uid != uid) {
-        snprintf(err, errlen, "state directory %s is owned by uid %u, not by us (uid %u)", path,
-                 (unsigned)st.st_uid, (unsigned)uid);
-        close(fd);
+    return fd;
+}
+
+/* The home directory of uid from /etc/passwd (no NSS: this binary is static). */
+static int passwd_home(uid_t uid, char *out, size_t cap)
+{
+    FILE *f = fopen("/etc/passwd", "re");
+    char line[1024];
+    int found = 0;
+    if (!f)
+        return -1;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *field[7];
+        int nf = 0;
+        char *p = line;
+        line[strcspn(line, "\n")] = '\0';
+        while (nf < 7) {
+            field[nf++] = p;
+            p = strchr(p, ':');
+            if (!p)
+                break;
+            *p++ = '\0';
+        }
+        char *endp;
+        if (nf < 6 || field[2][0] == '\0')
+            continue;
+        unsigned long v = strtoul(field[2], &endp, 10);
+        if (*endp == '\0' && v == (unsigned long)uid && field[5][0] == '/' &&
+            strlen(field[5]) < cap) {
+            strcpy(out, field[5]);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+#define STATE_DIR_NAME "mackerel-plugin-linux-process-status"
+
+/* The fallback when the shared-location default is unusable (squatted by another
+ * user, say): HOME/.cache/STATE_DIR_NAME, under a home that is ours and that nobody
+ * else can write ($HOME when it is ours, else the passwd entry's). */
+static int open_home_dir(char *path, size_t pathcap, char *err, size_t errlen)
+{
+    uid_t uid = geteuid();
+    char home[4096];
+    const char *env = getenv("HOME");
+    struct stat hs;
+    if (env && env[0] == '/' && strlen(env) < sizeof home && stat(env, &hs) == 0 &&
+        S_ISDIR(hs.st_mode) && hs.st_uid == uid)
+        strcpy(home, env);
+    else if (passwd_home(uid, home, sizeof home) < 0) {
+        snprintf(err, errlen, "no home directory of our own for a private state directory");
         return -1;
     }
-    if ((st.st_mode & (explicit_dir ? 022 : 077)) != 0) {
-        snprintf(err, errlen, "state directory %s has mode %04o; it must not be %s", path,
-                 (unsigned)(st.st_mode & 07777),
-                 explicit_dir ? "writable by group or others"
-                              : "accessible by group or others (expected 0700)");
-        close(fd);
+    int hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (hfd < 0) {
+        snprintf(err, errlen, "cannot open home directory %s: %s", home, strerror(errno));
         return -1;
     }
+    if (vet_dir(hfd, home, 0, err, errlen) < 0) {
+        close(hfd);
+        return -1;
+    }
+    int n = snprintf(path, pathcap, "%s%s.cache", home,
+                     home[strlen(home) - 1] == '/' ? "" : "/");
+    int cfd = n > 0 && (size_t)n < pathcap ? open_dir_at(hfd, ".cache", path, 0, err, errlen)
+                                           : -1;
+    close(hfd);
+    if (n <= 0 || (size_t)n >= pathcap) {
+        snprintf(err, errlen, "home directory path too long");
+        return -1;
+    }
+    if (cfd < 0)
+        return -1;
+    size_t len = (size_t)n;
+    n = snprintf(path + len, pathcap - len, "/" STATE_DIR_NAME);
+    int fd = n > 0 && (size_t)n < pathcap - len
+                 ? open_dir_at(cfd, STATE_DIR_NAME, path, 1, err, errlen)
+                 : -1;
+    close(cfd);
+    return fd;
+}
+
+int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *note, size_t notelen,
+                      char *err, size_t errlen)
+{
+    uid_t uid = geteuid();
+    int n;
+    note[0] = '\0';
+    if (dir) {
+        n = snprintf(path, pathcap, "%s", dir);
+    } else {
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        const char *tmp = getenv("TMPDIR");
+        struct stat xs;
+        /* only our own runtime dir: sudo keeps the invoking user's XDG_RUNTIME_DIR */
+        if (xdg && xdg[0] == '/' && stat(xdg, &xs) == 0 && S_ISDIR(xs.st_mode) &&
+            xs.st_uid == uid)
+            n = snprintf(path, pathcap, "%s/" STATE_DIR_NAME, xdg);
+        else
+            n = snprintf(path, pathcap, "%s/" STATE_DIR_NAME "-%u",
+                         (tmp && tmp[0] == '/') ? tmp : "/tmp", (unsigned)uid);
+    }
+    if (n < 0 || (size_t)n >= pathcap || path[0] == '\0') {
+        snprintf(err, errlen, "state directory path is empty or too long");
+        return -1;
+    }
+    int fd = open_dir_at(AT_FDCWD, path, path, dir == NULL, err, errlen);
+    if (fd >= 0 || dir)
+        return fd;
+    /* The default lives in a shared place (often a world-writable /tmp) where anyone can
+     * create the name first: that must cost us the default location, never our output. */
+    char why[1024], fallback[4096];
+    snprintf(why, sizeof why, "%s", err);
+    fd = open_home_dir(fallback, sizeof fallback, err, errlen);
+    if (fd < 0) {
+        char why2[1024];
+        snprintf(why2, sizeof why2, "%s", err);
+        snprintf(err, errlen, "%s; and the fallback: %s", why, why2);
+        return -1;
+    }
+    snprintf(note, notelen, "%s; using %s instead", why, fallback);
+    snprintf(path, pathcap, "%s", fallback);
     return fd;
 }
 

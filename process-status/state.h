@@ -45,9 +45,13 @@ size_t ps_state_format(const struct ps_state *st, char *buf, size_t cap);
  * $XDG_RUNTIME_DIR/mackerel-plugin-linux-process-status or
  * ${TMPDIR:-/tmp}/mackerel-plugin-linux-process-status-<uid>. The directory must be
  * ours, not a symlink, and not writable by others (the default one not accessible by
- * others at all). Returns an O_DIRECTORY fd, or -1 with a message in err. The chosen
- * path goes to path. */
-int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *err, size_t errlen);
+ * others at all). When the default is unusable (another user created it first in a
+ * shared $TMPDIR, say), fall back to $HOME/.cache/mackerel-plugin-linux-process-status
+ * (HOME when it is ours, else /etc/passwd's) and say why in note (else note is "").
+ * Returns an O_DIRECTORY fd, or -1 with a message in err. The chosen path goes to
+ * path. */
+int ps_state_dir_open(const char *dir, char *path, size_t pathcap, char *note, size_t notelen,
+                      char *err, size_t errlen);
 
 /* Load name from dirfd: 1 loaded, 0 no such file, -1 unusable (reason in err: corrupt,
  * a symlink, not a regular file, unreadable). */

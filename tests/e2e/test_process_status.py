@@ -214,6 +214,14 @@ def test_help_version_and_flag_errors():
                       (["-p", "1", "--key-prefix", "a\tb"], "invalid --key-prefix"),
                       (["-p", "1", "--key-prefix", "a b"], "invalid --key-prefix"),
                       (["-p", "1", "--key-prefix", "k" * 201], "too long"),
+                      (["-p", "1", "--key-prefix", "../../etc/x"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "a{b"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "a:b"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "caf\u00e9"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", ".a"], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "a."], "invalid --key-prefix"),
+                      (["-p", "1", "--key-prefix", "a..b"], "invalid --key-prefix"),
+                      (["--pattern", ""], "--pattern must not be empty"),
                       (["-p", "1", "extra"], "unexpected argument")]:
         for env in (None, dict(os.environ, MACKEREL_AGENT_PLUGIN_META="1")):
             r = run(args, check=False, env=env)
@@ -537,13 +545,16 @@ def test_meta_json_names_every_printed_metric(procs, state_dir):
     graphs = json.loads(r.stdout.split("\n", 1)[1])["graphs"]
     assert sorted(graphs) == sorted("process-status.%s_sh" % g for g in
                                     ["fds", "fds_usage", "cpu", "mem", "mem_usage"])
-    # an explicit key needs no process (the agent may ask before it starts) and is
-    # JSON-escaped; the default key needs the process
+    # an explicit key needs no process (the agent may ask before it starts); one that
+    # is no Mackerel name (would need JSON escaping) is refused; the default key needs
+    # the process
     t = subprocess.Popen(["true"])
     t.wait()
-    r = run(["-p", t.pid, "--key-prefix", 'we"ird\\'], state=state_dir, env=env)
+    r = run(["-p", t.pid, "--key-prefix", "db-1.main"], state=state_dir, env=env)
     graphs = json.loads(r.stdout.split("\n", 1)[1])["graphs"]
-    assert 'process-status.cpu_we"ird\\' in graphs
+    assert "process-status.cpu_db-1.main" in graphs
+    r = run(["-p", t.pid, "--key-prefix", 'we"ird\\'], state=state_dir, env=env, check=False)
+    assert r.returncode == 1 and "invalid --key-prefix" in r.stderr and r.stdout == ""
     r = run(["-p", t.pid], state=state_dir, env=env, check=False)
     assert r.returncode == 1 and "does not exist" in r.stderr and r.stdout == ""
 
@@ -570,6 +581,37 @@ def test_pattern_newest_oldest_and_default_key(procs, state_dir):
     v = parse(run(["--pattern", rx, "--oldest", "--key-prefix", "old"],
                   state=state_dir).stdout)[1]
     assert int(v["process-status.fds_old.count"]) == fd_count(a.pid)
+
+
+def test_pattern_skips_own_ancestors(procs, state_dir):
+    # `timeout 5 plugin --pattern X`: the pattern is on timeout's command line too
+    need("timeout")
+    tag = "zz-anc-%d" % os.getpid()
+    r = subprocess.run(["timeout", "20", "sh", "-c", '"$0" "$@"; exit $?', BIN,
+                        "--pattern", tag], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PROCESS_STATUS_STATE_DIR=str(state_dir)))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "no process matches --pattern" in r.stderr and r.stdout == ""
+    arg = "1001.%d" % os.getpid()
+    s = sleeper(procs, arg)
+    r = subprocess.run(["timeout", "20", BIN, "--pattern", "^sleep %s$|%s" % (arg, tag),
+                        "--key-prefix", "anc"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PROCESS_STATUS_STATE_DIR=str(state_dir)))
+    assert r.returncode == 0, r.stderr
+    assert int(parse(r.stdout)[1]["process-status.fds_anc.count"]) == fd_count(s.pid)
+
+
+def test_zombie_says_so(procs, state_dir):
+    # a child that exited but was not reaped: zeros, and a Notice saying why
+    z = subprocess.Popen(["true"])
+    request_wait = lambda: open("/proc/%d/stat" % z.pid).read().split(") ")[1][0] == "Z"
+    wait_for(request_wait, what="child to become a zombie")
+    try:
+        r = run(["-p", z.pid, "--key-prefix", "zz"], state=state_dir)
+        assert "Notice: process %d is a zombie" % z.pid in r.stderr, r.stderr
+        assert "process-status.mem_zz.used" in parse(r.stdout)[0]
+    finally:
+        z.wait()
 
 
 def test_pattern_no_match_and_self_excluded(state_dir):
@@ -749,10 +791,12 @@ def test_state_file_symlink_not_followed(procs, state_dir, tmp_path):
     assert not os.path.islink(_state_file(state_dir, "sl"))
 
 
-def test_state_key_escaped_into_file_name(procs, state_dir):
+def test_key_prefix_mackerel_names(procs, state_dir):
+    # letters, digits, - and _, with . between parts: what Mackerel accepts
     p = sleeper(procs)
-    run(["-p", p.pid, "--key-prefix", "../evil/x"], state=state_dir)
-    assert os.listdir(state_dir) == ["%2E.%2Fevil%2Fx"]
+    r = run(["-p", p.pid, "--key-prefix", "my-app_1.db"], state=state_dir)
+    assert "process-status.mem_my-app_1.db.used" in parse(r.stdout)[0]
+    assert os.listdir(state_dir) == ["my-app_1.db"]
 
 
 def test_default_state_dir_created_private(procs, tmp_path):
@@ -778,19 +822,68 @@ def test_default_state_dir_created_private(procs, tmp_path):
         os.chown(other, 65534, 65534)
         run(["-p", p.pid, "--key-prefix", "dd2"], env=dict(env, XDG_RUNTIME_DIR=str(other)))
         assert (d / "dd2").exists() and not os.listdir(other)
-    # a loose, foreign or symlinked default directory is refused
+    # a loose, foreign or symlinked default directory is not used: the plugin says so
+    # and keeps its state in a private directory under $HOME instead
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    env["HOME"] = str(home)
+    fb = home / ".cache" / "mackerel-plugin-linux-process-status"
     os.chmod(d, 0o777)
-    r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
-    assert r.returncode == 1 and "mode 0777" in r.stderr and r.stdout == ""
+    r = run(["-p", p.pid, "--key-prefix", "dd"], env=env)
+    assert "mode 0777" in r.stderr and str(fb) in r.stderr
+    assert "mem_dd.used" in r.stdout and (fb / "dd").exists()
     os.chmod(d, 0o700)
-    if root:
-        os.chown(d, 65534, 65534)
-        r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
-        assert r.returncode == 1 and "owned by uid 65534" in r.stderr
     shutil.rmtree(d)
     os.symlink(xdg, d)
-    r = run(["-p", p.pid, "--key-prefix", "dd"], env=env, check=False)
-    assert r.returncode == 1 and "symlink" in r.stderr
+    r = run(["-p", p.pid, "--key-prefix", "dd"], env=env)
+    assert "symlink" in r.stderr and "mem_dd.used" in r.stdout
+    assert stat.S_IMODE(os.lstat(fb).st_mode) == 0o700
+
+
+def test_foreign_default_state_dir_falls_back_to_private_dir(procs, tmp_path, request):
+    # Another local user pre-creates the predictable directory under a world-writable
+    # TMPDIR: the plugin must still report, from a private directory of its own.
+    need("setpriv")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a directory as another user")
+    p = sleeper(procs)
+    base = tempfile.mkdtemp(prefix="opskit-ps-squat-", dir="/tmp")
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    os.chmod(base, 0o1777)
+    squat = os.path.join(base, "mackerel-plugin-linux-process-status-0")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "mkdir", "-m", "0700", squat], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert os.stat(squat).st_uid == 65534
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XDG_RUNTIME_DIR", "PROCESS_STATUS_STATE_DIR",
+                        "MACKEREL_AGENT_PLUGIN_META")}
+    env.update(TMPDIR=base, HOME=str(home))
+    r = run(["-p", p.pid, "--key-prefix", "sq"], env=env)
+    fb = home / ".cache" / "mackerel-plugin-linux-process-status"
+    assert "Notice: state directory %s is owned by uid 65534" % squat in r.stderr
+    assert "using %s instead" % fb in r.stderr
+    names = parse(r.stdout)[0]
+    assert "process-status.fds_sq.count" in names and "process-status.mem_sq.used" in names
+    st = os.lstat(fb)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid == 0 and (fb / "sq").exists()
+    assert os.listdir(squat) == []
+    time.sleep(0.2)
+    r = run(["-p", p.pid, "--key-prefix", "sq"], env=env)
+    assert "process-status.cpu_sq.percentage" in parse(r.stdout)[0]
+    # no usable directory at all (an explicit --state-dir that is foreign): still the
+    # stateless lines, with a Notice
+    sd = os.path.join(base, "explicit")
+    os.mkdir(sd, 0o700)
+    os.chown(sd, 65534, 65534)
+    r = run(["-p", p.pid, "--key-prefix", "sq", "--state-dir", sd], env=env)
+    assert "owned by uid 65534" in r.stderr and "no cpu" in r.stderr
+    names = parse(r.stdout)[0]
+    assert names == ["process-status." + n.format(k="sq") for n in BASE_NAMES
+                     if not n.startswith("cpu")]
 
 
 def test_concurrent_runs_keep_state_consistent(procs, state_dir):

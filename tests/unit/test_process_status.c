@@ -268,6 +268,15 @@ static void test_cmdline_and_key(void **state)
     assert_string_equal(key, "process");
     ps_sanitize_key("abcdefghijklmnopqrstuvwxyz", key, sizeof key);
     assert_string_equal(key, "abcdefghijklmno");
+
+    /* --key-prefix: Mackerel's ^[-a-zA-Z0-9_.]+$ with '.' only between parts */
+    static const char *good[] = {"mysqld", "my-app_1", "a.b", "A9.x-y._z", "0"};
+    static const char *bad[] = {"",   "../../etc/x", "a{b", "a:b", "caf\xc3\xa9", ".a",
+                                "a.", "a..b",        "a b", "a/b", "a*",          "a#b"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(ps_key_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(ps_key_valid(bad[i]));
 }
 
 static void test_state_roundtrip(void **state)
@@ -349,7 +358,8 @@ static void test_state_files(void **state)
     char tmpl[] = "/tmp/ps-unit-XXXXXX", path[4096], err[512], sub[4200];
     assert_non_null(mkdtemp(tmpl));
     snprintf(sub, sizeof sub, "%s/state", tmpl);
-    int dfd = ps_state_dir_open(sub, path, sizeof path, err, sizeof err);
+    char note[256];
+    int dfd = ps_state_dir_open(sub, path, sizeof path, note, sizeof note, err, sizeof err);
     assert_true(dfd >= 0);
     struct stat sb;
     assert_int_equal(stat(sub, &sb), 0);
@@ -374,7 +384,8 @@ static void test_state_files(void **state)
 
     /* an explicit directory writable by others is refused */
     assert_int_equal(chmod(sub, 0777), 0);
-    assert_int_equal(ps_state_dir_open(sub, path, sizeof path, err, sizeof err), -1);
+    assert_int_equal(
+        ps_state_dir_open(sub, path, sizeof path, note, sizeof note, err, sizeof err), -1);
     assert_non_null(strstr(err, "writable"));
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
