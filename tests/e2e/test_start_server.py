@@ -161,6 +161,7 @@ def serve(c):
 
 if lsock is not None:
     lsock.settimeout(0.1)
+serving = []
 while not stop.is_set():
     if lsock is None:
         time.sleep(0.1)
@@ -171,7 +172,12 @@ while not stop.is_set():
         continue
     except OSError:
         break
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+    t = threading.Thread(target=serve, args=(c,), daemon=True)
+    t.start()
+    serving.append(t)
+# a graceful worker: finish the requests it accepted (no reset for them)
+for t in serving:
+    t.join(timeout=10)
 time.sleep(mode.get("linger", 0))
 log_event("exit")
 sys.exit(0)
