@@ -319,6 +319,36 @@ def test_no_public_port(ctr):
                           "container-id:%s" % cid)
 
 
+def engine_socket():
+    h = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not h.startswith("unix://"):
+        pytest.skip("the engine is not on a Unix socket")
+    return h[len("unix://"):]
+
+
+def test_api_version_and_tcp_docker_host(ctr, procs, tmp_path):
+    """The version comes from /_ping (the engine's, or ours if lower) unless
+    DOCKER_API_VERSION pins it; DOCKER_HOST=tcp://host:port works."""
+    need("socat")
+    port, tport = free_port(), free_port()
+    cid = ctr.web(port)
+    engine_ver = docker("version", "--format", "{{.Server.APIVersion}}")
+    p, log = start_motarei(procs, tmp_path, ctr.app, ports=[port])
+    assert log_has(log, "Discovered containers")[0]["api_version"] == engine_ver
+    p.terminate()
+    p.wait(timeout=20)
+    procs.start(["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % tport,
+                 "UNIX-CONNECT:" + engine_socket()])
+    wait_port(tport)
+    env = dict(os.environ, DOCKER_HOST="tcp://127.0.0.1:%d" % tport, DOCKER_API_VERSION="1.40")
+    p, log = start_motarei(procs, tmp_path, ctr.app, env=env, ports=[port], name="tcp")
+    assert cid.startswith(wait_serving(port))
+    assert log_has(log, "Discovered containers")[0]["api_version"] == "1.40"
+    r = subprocess.run([binpath("motarei"), "-l", "app=x"], capture_output=True, text=True,
+                       env=dict(os.environ, DOCKER_HOST="ftp://x"), timeout=20)
+    assert r.returncode == 1 and "DOCKER_HOST" in fatal_of(r)["error"]
+
+
 def test_listen_error(ctr, procs, tmp_path):
     port = free_port()
     ctr.web(port)
