@@ -62,6 +62,159 @@ static int is_bool(const struct flag_spec *f)
     return f->kind == FLAG_BOOL || f->kind == FLAG_VERSION;
 }
 
+static int is_ranged(const struct flag_spec *f)
+{
+    return f->kind == FLAG_INT || f->kind == FLAG_SIZE || f->kind == FLAG_DURATION;
+}
+
+/* One value in the flag's units, widened so that one comparison serves all
+ * three kinds (sizes are unsigned 64-bit, the others signed). */
+struct num {
+    int neg;
+    uint64_t mag;
+};
+
+static int num_parse(const struct flag_spec *f, const char *text, struct num *out, char *why,
+                     size_t whylen)
+{
+    switch (f->kind) {
+    case FLAG_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno) {
+            snprintf(why, whylen, "%s", errno == ERANGE ? "out of range" : "expected an integer");
+            return -1;
+        }
+        out->neg = v < 0;
+        out->mag = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        return 0;
+    }
+    case FLAG_SIZE: {
+        uint64_t v;
+        if (units_parse_bytes(text, &v, why, whylen) < 0)
+            return -1;
+        out->neg = 0;
+        out->mag = v;
+        return 0;
+    }
+    case FLAG_DURATION: {
+        int64_t v;
+        if (units_parse_duration(text, &v, why, whylen) < 0)
+            return -1;
+        out->neg = v < 0;
+        out->mag = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        return 0;
+    }
+    default:
+        snprintf(why, whylen, "not a numeric flag");
+        return -1;
+    }
+}
+
+static int num_cmp(struct num a, struct num b)
+{
+    if (a.neg != b.neg)
+        return a.neg ? -1 : 1;
+    if (a.mag == b.mag)
+        return 0;
+    return (a.mag < b.mag) == !a.neg ? -1 : 1;
+}
+
+/* Split f->range into its bounds. *has_max = 0 for "MIN..". */
+static int range_parse(const struct flag_spec *f, struct num *min, struct num *max,
+                       int *has_max, char *why, size_t whylen)
+{
+    char lo[64];
+    const char *dots = f->range ? strstr(f->range, "..") : NULL;
+    if (!dots || dots == f->range || (size_t)(dots - f->range) >= sizeof lo) {
+        snprintf(why, whylen, "range \"%s\" is not MIN..MAX", f->range ? f->range : "");
+        return -1;
+    }
+    memcpy(lo, f->range, (size_t)(dots - f->range));
+    lo[dots - f->range] = '\0';
+    if (num_parse(f, lo, min, why, whylen) < 0)
+        return -1;
+    *has_max = dots[2] != '\0';
+    if (*has_max && num_parse(f, dots + 2, max, why, whylen) < 0)
+        return -1;
+    if (*has_max && num_cmp(*min, *max) > 0) {
+        snprintf(why, whylen, "range \"%s\" is empty", f->range);
+        return -1;
+    }
+    return 0;
+}
+
+int flags_check_def(const struct flags_def *def, char *err, size_t errlen)
+{
+    char name[80], why[160];
+    for (const struct flag_spec *f = def->specs; !is_end(f); f++) {
+        display(def, f, name, sizeof name);
+        if (!is_ranged(f)) {
+            if (f->range) {
+                snprintf(err, errlen, "internal error: %s takes no range", name);
+                return -1;
+            }
+            continue;
+        }
+        struct num min, max;
+        int has_max;
+        if (!f->range) {
+            snprintf(err, errlen, "internal error: %s has no valid range", name);
+            return -1;
+        }
+        if (range_parse(f, &min, &max, &has_max, why, sizeof why) < 0) {
+            snprintf(err, errlen, "internal error: %s: %s", name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parse a numeric value, check it against the flag's range (when the table
+ * gives one) and store it. */
+static int apply_number(const struct flag_spec *f, const char *name, const char *value,
+                        char *err, size_t errlen)
+{
+    char why[160];
+    struct num v, min, max;
+    int has_max = 0;
+
+    if (num_parse(f, value, &v, why, sizeof why) < 0) {
+        snprintf(err, errlen, "invalid value \"%s\" for %s: %s", value, name, why);
+        return FLAGS_ERROR;
+    }
+    if (f->range) {
+        if (range_parse(f, &min, &max, &has_max, why, sizeof why) < 0) {
+            snprintf(err, errlen, "internal error: %s: %s", name, why);
+            return FLAGS_ERROR;
+        }
+        const char *dots = strstr(f->range, "..");
+        int below = num_cmp(v, min) < 0, above = has_max && num_cmp(v, max) > 0;
+        if (below || above) {
+            if (has_max)
+                snprintf(err, errlen, "invalid value \"%s\" for %s: must be between %.*s and %s",
+                         value, name, (int)(dots - f->range), f->range, dots + 2);
+            else
+                snprintf(err, errlen, "invalid value \"%s\" for %s: must be at least %.*s",
+                         value, name, (int)(dots - f->range), f->range);
+            return FLAGS_ERROR;
+        }
+    }
+    switch (f->kind) {
+    case FLAG_INT:
+        *(long long *)f->target = v.neg ? (long long)-v.mag : (long long)v.mag;
+        break;
+    case FLAG_SIZE:
+        *(uint64_t *)f->target = v.mag;
+        break;
+    default:
+        *(int64_t *)f->target = v.neg ? (int64_t)-v.mag : (int64_t)v.mag;
+        break;
+    }
+    return FLAGS_OK;
+}
+
 /* Store value (NULL for a bare boolean) into the flag's target. */
 static int apply(const struct flags_def *def, const struct flag_spec *f, const char *value,
                  char *err, size_t errlen)
@@ -90,30 +243,10 @@ static int apply(const struct flags_def *def, const struct flag_spec *f, const c
     case FLAG_STRING:
         *(const char **)f->target = value;
         return FLAGS_OK;
-    case FLAG_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        if (!*value || *end || errno) {
-            snprintf(err, errlen, "invalid value \"%s\" for %s: %s", value, name,
-                     errno == ERANGE ? "out of range" : "expected an integer");
-            return FLAGS_ERROR;
-        }
-        *(long long *)f->target = v;
-        return FLAGS_OK;
-    }
+    case FLAG_INT:
     case FLAG_SIZE:
-        if (units_parse_bytes(value, (uint64_t *)f->target, why, sizeof why) < 0) {
-            snprintf(err, errlen, "invalid value \"%s\" for %s: %s", value, name, why);
-            return FLAGS_ERROR;
-        }
-        return FLAGS_OK;
     case FLAG_DURATION:
-        if (units_parse_duration(value, (int64_t *)f->target, why, sizeof why) < 0) {
-            snprintf(err, errlen, "invalid value \"%s\" for %s: %s", value, name, why);
-            return FLAGS_ERROR;
-        }
-        return FLAGS_OK;
+        return apply_number(f, name, value, err, errlen);
     case FLAG_FUNC:
         why[0] = 0;
         if (f->func(f->target, value, why, sizeof why) < 0) {
@@ -325,6 +458,10 @@ void flags_print_version(const char *prog)
 void flags_parse_or_exit(const struct flags_def *def, int argc, char **argv, int *first_operand)
 {
     char err[512];
+    if (flags_check_def(def, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", def->prog, err);
+        exit(1);
+    }
     switch (flags_parse(def, argc, argv, first_operand, err, sizeof err)) {
     case FLAGS_OK:
         return;

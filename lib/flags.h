@@ -10,7 +10,9 @@
  * Both styles recognise -h/--help (usage to stdout, exit 0 reported as
  * FLAGS_HELP) and whatever the table declares for version. Errors are one line
  * in an error buffer naming the culprit, e.g. "unknown flag: --foo",
- * "invalid value \"abc\" for --max-bandwidth: ...", "flag needs an argument: -map". */
+ * "invalid value \"abc\" for --max-bandwidth: ...", "flag needs an argument: -map".
+ * Numeric flags carry their valid range in the table (struct flag_spec.range):
+ * "invalid value \"0\" for --weight: must be between 1 and 100". */
 #ifndef OPSKIT_FLAGS_H
 #define OPSKIT_FLAGS_H
 
@@ -42,6 +44,12 @@ struct flag_spec {
     const char *help;     /* one line for the usage text; may mention the default */
     flag_func func;       /* FLAG_FUNC only; FLAG_BOOL+func = boolean callback (value "true") */
     int *seen;            /* optional: set to 1 when the flag was given */
+    const char *range;    /* FLAG_INT, FLAG_SIZE, FLAG_DURATION: the valid values, written
+                             in the flag's own units as "MIN..MAX" or "MIN.." (no upper
+                             bound), e.g. "1ms..1h", "1..256", "1KiB..1GiB"; a value outside
+                             is refused with "invalid value \"-1s\" for -dial_timeout: must
+                             be between 1ms and 1h". Required for those kinds (see
+                             flags_check_def); NULL for the others. */
 };
 
 struct flags_def {
@@ -55,6 +63,12 @@ struct flags_def {
 };
 
 enum { FLAGS_OK = 0, FLAGS_ERROR = -1, FLAGS_HELP = 1, FLAGS_VERSION = 2 };
+
+/* Check the table itself: every FLAG_INT, FLAG_SIZE and FLAG_DURATION flag has
+ * a range that parses in its units with MIN <= MAX, and no other kind has one.
+ * Returns 0, or -1 with "internal error: ..." in err. flags_parse_or_exit
+ * runs it first, so a table without ranges cannot ship unnoticed. */
+int flags_check_def(const struct flags_def *def, char *err, size_t errlen);
 
 /* Parse argv[1..argc-1]. On FLAGS_OK, *first_operand is the index of the first
  * non-option argument (operands are moved to the end of argv in GNU style so

@@ -424,16 +424,17 @@ int main(int argc, char **argv)
     const struct flag_spec specs[] = {
         {"max-bandwidth", 0, FLAG_STRING, &bw_arg, "SIZE",
          "max bandwidth (Bytes/sec) shared by the group, e.g. 100M (required, at least 32K)", NULL,
-         &seen_bw},
+         &seen_bw, NULL},
         {"work-dir", 0, FLAG_STRING, &cfg.work_dir, "DIR",
          "directory for control bandwidth: lock files of the group (required)", NULL,
-         &seen_dir},
+         &seen_dir, NULL},
         {"weight", 0, FLAG_INT, &cfg.weight, "N",
-         "this copy's share is bw*N/(sum of live weights), 1..100 (default: 1)", NULL, NULL},
+         "this copy's share is bw*N/(sum of live weights), 1..100 (default: 1)", NULL, NULL,
+         "1..100"},
         {"progress", 0, FLAG_BOOL, &cfg.progress, NULL,
-         "show bytes, rate, limit and share on stderr (in place on a terminal)", NULL, NULL},
-        {"version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL},
-        {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL},
+         "show bytes, rate, limit and share on stderr (in place on a terminal)", NULL, NULL, NULL},
+        {"version", 'v', FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL, NULL},
+        {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
     };
     const struct flags_def def = {
         .prog = "sabo",

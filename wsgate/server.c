@@ -615,18 +615,6 @@ static void sighup_cb(struct ev_loop *loop, ev_signal *sig, int revents)
             JL_UINT("map_entries", entries));
 }
 
-static int parse_dump(void *target, const char *value, char *err, size_t errlen)
-{
-    char *end;
-    long v = strtol(value, &end, 10);
-    if (!*value || *end || v < 0) {
-        snprintf(err, errlen, "expected 0, 1 or 2");
-        return -1;
-    }
-    *(int *)target = v > 2 ? 2 : (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static struct server srv;
@@ -634,49 +622,52 @@ int main(int argc, char **argv)
     const char *tls_cert = "", *tls_key = "";
     int64_t handshake = 10000000000LL, dial = 10000000000LL, wto = 10000000000LL;
     int64_t sto = 86400000000000LL, fresh = 3600000000000LL;
-    int compression = 0, dump = 0;
+    int compression = 0;
+    long long dump = 0;
     long long nworkers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     uint64_t maxmsg = WSG_MAX_MESSAGE;
     int64_t ping_iv = 0, ping_to = -1;
     const struct flag_spec specs[] = {
         { "listen", 0, FLAG_STRING, &listen_addr, "ADDR",
-          "Address to listen to (default 127.0.0.1:8086)", NULL, NULL },
+          "Address to listen to (default 127.0.0.1:8086)", NULL, NULL, NULL },
         { "map", 0, FLAG_STRING, &map_path, "FILE", "Path and proxy host mapping file", NULL,
-          NULL },
-        { "public-key", 0, FLAG_STRING, &key_path, "FILE",
-          "Public key for verifying JWT auth header", NULL, NULL },
-        { "jwt-freshness", 0, FLAG_DURATION, &fresh, "DURATION",
-          "Time in seconds to allow generated jwt tokens (default 1h0m0s)", NULL, NULL },
-        { "handshake_timeout", 0, FLAG_DURATION, &handshake, "DURATION",
-          "Handshake timeout (default 10s)", NULL, NULL },
-        { "dial_timeout", 0, FLAG_DURATION, &dial, "DURATION", "Dial timeout (default 10s)",
           NULL, NULL },
+        { "public-key", 0, FLAG_STRING, &key_path, "FILE",
+          "Public key for verifying JWT auth header", NULL, NULL, NULL },
+        { "jwt-freshness", 0, FLAG_DURATION, &fresh, "DURATION",
+          "Time in seconds to allow generated jwt tokens (default 1h0m0s)", NULL, NULL,
+          "1s..8760h" },
+        { "handshake_timeout", 0, FLAG_DURATION, &handshake, "DURATION",
+          "Handshake timeout (default 10s)", NULL, NULL, "1ms..1h" },
+        { "dial_timeout", 0, FLAG_DURATION, &dial, "DURATION", "Dial timeout (default 10s)",
+          NULL, NULL, "1ms..1h" },
         { "write_timeout", 0, FLAG_DURATION, &wto, "DURATION",
           "Write timeout for handshake responses and the close handshake (default 10s)", NULL,
-          NULL },
+          NULL, "1ms..1h" },
         { "shutdown_timeout", 0, FLAG_DURATION, &sto, "DURATION",
-          "Timeout to wait for all connections to be closed (default 24h0m0s)", NULL, NULL },
+          "Timeout to wait for all connections to be closed (default 24h0m0s)", NULL, NULL,
+          "0s..8760h" },
         { "enable_compression", 0, FLAG_BOOL, &compression, NULL,
-          "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL },
-        { "dump-tcp", 0, FLAG_FUNC, &dump, "N",
-          "Dump TCP. 0 = disable, 1 = src to dest, 2 = both", parse_dump, NULL },
+          "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL, NULL },
+        { "dump-tcp", 0, FLAG_INT, &dump, "N",
+          "Dump TCP. 0 = disable, 1 = src to dest, 2 = both", NULL, NULL, "0..2" },
         { "ping-interval", 0, FLAG_DURATION, &ping_iv, "DURATION",
-          "Send a WebSocket ping this often; 0 = never (default 0)", NULL, NULL },
+          "Send a WebSocket ping this often; 0 = never (default 0)", NULL, NULL, "0s..24h" },
         { "ping-timeout", 0, FLAG_DURATION, &ping_to, "DURATION",
           "Drop a tunnel whose client gave no sign of life this long (default 3x "
-          "-ping-interval)", NULL, NULL },
+          "-ping-interval)", NULL, NULL, "1ms..24h" },
         { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
           "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
-          "(default 64MiB)", NULL, NULL },
+          "(default 64MiB)", NULL, NULL, "1KiB..1GiB" },
         { "workers", 0, FLAG_INT, &nworkers, "N",
           "Event-loop threads, each accepting and relaying (default: number of CPUs)", NULL,
-          NULL },
+          NULL, "1..256" },
         { "tls-cert", 0, FLAG_STRING, &tls_cert, "FILE",
-          "Serve TLS (wss://, https://) with this certificate chain (PEM)", NULL, NULL },
+          "Serve TLS (wss://, https://) with this certificate chain (PEM)", NULL, NULL, NULL },
         { "tls-key", 0, FLAG_STRING, &tls_key, "FILE", "Private key of -tls-cert (PEM)", NULL,
-          NULL },
-        { "version", 0, FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL },
-        { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+          NULL, NULL },
+        { "version", 0, FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL, NULL },
+        { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
     };
     const struct flags_def def = {
         .prog = "wsgate-server",
@@ -701,7 +692,7 @@ int main(int argc, char **argv)
     srv.opts.handshake_timeout = (double)handshake / 1e9;
     srv.opts.dial_timeout = (double)dial / 1e9;
     srv.opts.write_timeout = (double)wto / 1e9;
-    srv.opts.dump_tcp = dump;
+    srv.opts.dump_tcp = (int)dump;
     srv.opts.max_message = maxmsg;
     srv.opts.ping_interval = (double)ping_iv / 1e9;
     srv.opts.ping_timeout = ping_to < 0 ? 3 * srv.opts.ping_interval : (double)ping_to / 1e9;
@@ -718,10 +709,6 @@ int main(int argc, char **argv)
         srv.auth_enabled = 1;
     }
     srv.opts.compression = compression;
-    if (nworkers < 1 || nworkers > 256) {
-        fprintf(stderr, "wsgate-server: -workers must be 1..256\n");
-        return 1;
-    }
     if (!*tls_cert != !*tls_key) {
         fprintf(stderr, "wsgate-server: -tls-cert and -tls-key go together\n");
         return 1;

@@ -208,7 +208,8 @@ def test_help_version_and_flag_errors():
     assert "mackerel-plugin-linux-process-status" in r.stdout
     for args, msg in [([], "required"), (["--bogus"], "bogus"), (["-p", "abc"], "abc"),
                       (["-p", "1", "--pattern", "x"], "mutually exclusive"),
-                      (["-p", "0"], "invalid PID"), (["--pattern", "("], "--pattern"),
+                      (["-p", "0"], '"0" for --pid: must be between 1 and 4194304'),
+                      (["--pattern", "("], "--pattern"),
                       (["-p", "1", "--oldest"], "--oldest"),
                       (["-p", "1", "--key-prefix", ""], "must not be empty"),
                       (["-p", "1", "--key-prefix", "a\tb"], "invalid --key-prefix"),

@@ -676,6 +676,34 @@ def test_bad_map_lines_and_flags(tmp_path):
     assert r.returncode == 1 and "no colon here" in r.stderr
 
 
+def test_flag_ranges(tmp_path):
+    """Every duration, size and int flag has a valid range (lib/flags): a value
+    outside it is one clear line and exit 1, never a silently disabled timeout."""
+    r = subprocess.run([SERVER, "-dial_timeout", "-1s"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1
+    assert ('invalid value "-1s" for -dial_timeout: must be between 1ms and 1h'
+            in r.stderr), r.stderr
+    m = tmp_path / "ok.txt"
+    m.write_text("127.0.0.1:1,http://127.0.0.1:2/proxy/x\n")
+    bad = [(SERVER, "-handshake_timeout", "0"), (SERVER, "-handshake_timeout", "-10s"),
+           (SERVER, "-dial_timeout", "0"), (SERVER, "-write_timeout", "-1s"),
+           (SERVER, "-shutdown_timeout", "-1s"), (SERVER, "-jwt-freshness", "0"),
+           (SERVER, "-ping-interval", "-1s"), (SERVER, "-ping-timeout", "0"),
+           (SERVER, "-dump-tcp", "3"), (SERVER, "-dump-tcp", "-1"),
+           (SERVER, "-max-message-size", "0"), (SERVER, "-max-message-size", "8GiB"),
+           (SERVER, "-workers", "257"),
+           (CLIENT, "--connect-timeout", "-1s"), (CLIENT, "--connect-timeout", "0"),
+           (CLIENT, "--shutdown-timeout", "-1s"), (CLIENT, "--ping-interval", "-1s"),
+           (CLIENT, "--ping-timeout", "0"), (CLIENT, "--max-message-size", "0")]
+    for prog, flag, value in bad:
+        args = [prog, flag, value] + (["--map", str(m)] if prog == CLIENT else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (flag, value, r)
+        assert '"%s" for %s: must be ' % (value, flag) in r.stderr, (flag, value, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 # ---------------------------------------------------------------- dump, signals, start_server
 
 def test_dump_tcp(procs, tmp_path, tcp_peer):

@@ -238,12 +238,104 @@ static void test_help_version(void **state)
     assert_non_null(strstr(buf, "-timeout DURATION"));
 }
 
+/* Ranges: one table with every numeric kind bounded, as the tools declare them. */
+static long long R_n;
+static uint64_t R_size;
+static int64_t R_dur, R_open;
+static const struct flag_spec ranged_specs[] = {
+    {.name = "workers", .kind = FLAG_INT, .target = &R_n, .range = "1..256"},
+    {.name = "signed", .kind = FLAG_INT, .target = &R_n, .range = "-5..-2"},
+    {.name = "max-message-size", .kind = FLAG_SIZE, .target = &R_size, .range = "1KiB..1GiB"},
+    {.name = "dial_timeout", .kind = FLAG_DURATION, .target = &R_dur, .range = "1ms..1h"},
+    {.name = "shutdown", .kind = FLAG_DURATION, .target = &R_open, .range = "0s.."},
+    {.name = "dir", .kind = FLAG_STRING, .target = &O.dir},
+    {0},
+};
+static struct flags_def ranged = {.prog = "t", .style = FLAGS_GO, .specs = ranged_specs};
+
+static void expect_ok(const struct flags_def *def, const char *flag, const char *value)
+{
+    int first, argc;
+    if (parse(def, &first, &argc, flag, value, NULL) != FLAGS_OK)
+        fail_msg("%s %s refused: %s", flag, value, err);
+}
+
+static void test_ranges(void **state)
+{
+    (void)state;
+    assert_int_equal(flags_check_def(&ranged, err, sizeof err), 0);
+    /* the bounds themselves are in, with each kind's own spelling */
+    expect_ok(&ranged, "-workers", "1");
+    assert_int_equal(R_n, 1);
+    expect_ok(&ranged, "-workers", "256");
+    assert_int_equal(R_n, 256);
+    expect_ok(&ranged, "-signed", "-5");
+    assert_int_equal(R_n, -5);
+    expect_ok(&ranged, "-max-message-size", "1024");
+    expect_ok(&ranged, "-max-message-size", "1GiB");
+    assert_int_equal(R_size, 1ULL << 30);
+    expect_ok(&ranged, "-dial_timeout", "1ms");
+    expect_ok(&ranged, "-dial_timeout", "1h0m0s");
+    assert_int_equal(R_dur, 3600000000000LL);
+    expect_ok(&ranged, "-dial_timeout", "0.5s");
+    assert_int_equal(R_dur, 500000000LL);
+    expect_ok(&ranged, "-shutdown", "0");
+    expect_ok(&ranged, "-shutdown", "876000h");
+    assert_int_equal(R_open, 876000LL * 3600000000000LL);
+
+    /* one line, the value as given, the range in the table's words */
+    expect_error(&ranged, "invalid value \"-1s\" for -dial_timeout: must be between 1ms and 1h",
+                 "-dial_timeout", "-1s", NULL);
+    expect_error(&ranged, "invalid value \"0\" for -dial_timeout: must be between 1ms and 1h",
+                 "-dial_timeout", "0", NULL);
+    expect_error(&ranged, "must be between 1ms and 1h", "-dial_timeout=999us", NULL);
+    expect_error(&ranged, "must be between 1ms and 1h", "-dial_timeout=1h0m0.000000001s", NULL);
+    expect_error(&ranged, "invalid value \"0\" for -workers: must be between 1 and 256",
+                 "-workers", "0", NULL);
+    expect_error(&ranged, "must be between 1 and 256", "-workers", "257", NULL);
+    expect_error(&ranged, "must be between 1 and 256", "-workers", "-9223372036854775808",
+                 NULL);
+    expect_error(&ranged, "must be between -5 and -2", "-signed", "-1", NULL);
+    expect_error(&ranged, "must be between -5 and -2", "-signed", "-6", NULL);
+    expect_error(&ranged, "must be between 1KiB and 1GiB", "-max-message-size", "0", NULL);
+    expect_error(&ranged, "must be between 1KiB and 1GiB", "-max-message-size", "1023", NULL);
+    expect_error(&ranged, "must be between 1KiB and 1GiB", "-max-message-size", "1.1G", NULL);
+    expect_error(&ranged, "invalid value \"-1ns\" for -shutdown: must be at least 0s",
+                 "-shutdown", "-1ns", NULL);
+    /* junk is still reported as junk, not as out of range */
+    expect_error(&ranged, "expected an integer", "-workers", "two", NULL);
+    expect_error(&ranged, "invalid value \"soon\" for -dial_timeout", "-dial_timeout", "soon",
+                 NULL);
+    assert_null(strstr(err, "must be"));
+
+    /* a table that forgets a range, or gets one wrong, is caught before parsing */
+    static const struct flag_spec no_range[] = {
+        {.name = "n", .kind = FLAG_INT, .target = &R_n}, {0}};
+    static const struct flag_spec bad[][2] = {
+        {{.name = "n", .kind = FLAG_INT, .target = &R_n, .range = "1-5"}, {0}},
+        {{.name = "n", .kind = FLAG_INT, .target = &R_n, .range = "..5"}, {0}},
+        {{.name = "n", .kind = FLAG_INT, .target = &R_n, .range = "5..1"}, {0}},
+        {{.name = "d", .kind = FLAG_DURATION, .target = &R_dur, .range = "1ms..1x"}, {0}},
+        {{.name = "z", .kind = FLAG_SIZE, .target = &R_size, .range = "-1..1"}, {0}},
+        {{.name = "s", .kind = FLAG_STRING, .target = &O.dir, .range = "1..2"}, {0}},
+    };
+    struct flags_def d = {.prog = "t", .style = FLAGS_GNU, .specs = no_range};
+    assert_int_equal(flags_check_def(&d, err, sizeof err), -1);
+    assert_non_null(strstr(err, "internal error: --n has no valid range"));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        d.specs = bad[i];
+        err[0] = 0;
+        if (flags_check_def(&d, err, sizeof err) != -1 || !strstr(err, "internal error"))
+            fail_msg("bad range table %zu accepted: %s", i, err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gnu_spellings), cmocka_unit_test(test_gnu_operands),
         cmocka_unit_test(test_go_spellings),  cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_help_version),
+        cmocka_unit_test(test_help_version),  cmocka_unit_test(test_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
