@@ -58,6 +58,27 @@ static int publish_unit(int dirfd, const char *name)
     return fd;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* An inotify fd watching dir, or -1 (the periodic scan still works). */
+static int start_watch(const char *dir)
+{
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0 &&
+        inotify_add_watch(fd, dir,
+                          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CLOSE_WRITE |
+                              IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 int group_join(struct group *g, const char *dir, uint64_t bw, unsigned weight, char *err,
                size_t errlen)
 {
@@ -86,20 +107,18 @@ int group_join(struct group *g, const char *dir, uint64_t bw, unsigned weight, c
         snprintf(err, errlen, "cannot read work dir %s: %s", dir, strerror(errno));
         goto fail;
     }
+    struct stat dst;
+    if (fstat(g->dirfd, &dst) == 0) {
+        g->dir_dev = dst.st_dev;
+        g->dir_ino = dst.st_ino;
+    }
     g->dir = strdup(dir);
     if (!g->dir) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     /* Watch before joining so no member's arrival is missed. */
-    g->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (g->inotify_fd >= 0 &&
-        inotify_add_watch(g->inotify_fd, dir,
-                          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CLOSE_WRITE |
-                              IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
-        close(g->inotify_fd);
-        g->inotify_fd = -1;
-    }
+    g->inotify_fd = start_watch(dir);
 
     random_unique(g->unique);
     for (unsigned u = 1; u <= g->weight; u++) {
@@ -125,9 +144,93 @@ fail:
     return -1;
 }
 
-/* Re-create units of ours that someone unlinked, so others keep counting us. */
-static void repair_units(struct group *g)
+/* Is the directory we joined gone: removed (no links left), or no longer the
+ * one at its path (moved away, replaced)? An unreadable path is not "gone". */
+static int dir_gone(const struct group *g)
 {
+    struct stat st;
+    if (fstat(g->dirfd, &st) < 0 || st.st_nlink == 0)
+        return 1;
+    if (stat(g->dir, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR;
+    return st.st_dev != g->dir_dev || st.st_ino != g->dir_ino;
+}
+
+/* A directory is at the path again: move our units into it. Returns 0, or -1
+ * when there is none (or it cannot be joined yet) with everything as it was. */
+static int rejoin(struct group *g)
+{
+    int nfd = open(g->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (nfd < 0)
+        return -1;
+    struct stat st;
+    int scanfd = -1, ino = -1, fds[LOCKNAME_MAX_WEIGHT];
+    unsigned made = 0;
+    DIR *sd = NULL;
+    if (fstat(nfd, &st) < 0 || st.st_nlink == 0)
+        goto fail;
+    scanfd = fcntl(nfd, F_DUPFD_CLOEXEC, 3);
+    if (scanfd < 0 || !(sd = fdopendir(scanfd)))
+        goto fail;
+    scanfd = -1;
+    ino = start_watch(g->dir);
+    for (; made < g->held; made++)
+        if ((fds[made] = publish_unit(nfd, g->names[made])) < 0)
+            goto fail;
+    for (unsigned i = 0; i < g->held; i++) {
+        unlinkat(g->dirfd, g->names[i], 0); /* the old one may only have moved */
+        close(g->fds[i]);
+        g->fds[i] = fds[i];
+    }
+    closedir(g->scan_dir);
+    close(g->dirfd);
+    if (g->inotify_fd >= 0)
+        close(g->inotify_fd);
+    g->scan_dir = sd;
+    g->dirfd = nfd;
+    g->inotify_fd = ino;
+    g->dir_dev = st.st_dev;
+    g->dir_ino = st.st_ino;
+    g->missing_since_ns = 0;
+    g->rejoins++;
+    return 0;
+
+fail:
+    while (made > 0) {
+        made--;
+        unlinkat(nfd, g->names[made], 0);
+        close(fds[made]);
+    }
+    if (ino >= 0)
+        close(ino);
+    if (sd)
+        closedir(sd);
+    if (scanfd >= 0)
+        close(scanfd);
+    close(nfd);
+    return -1;
+}
+
+/* Units of ours that someone unlinked: re-create them once they have been
+ * missing for the grace period (so others keep counting us). Returns how many
+ * are still missing. */
+static unsigned repair_units(struct group *g)
+{
+    unsigned missing = 0;
+    for (unsigned i = 0; i < g->held; i++) {
+        struct stat st;
+        if (fstat(g->fds[i], &st) == 0 && st.st_nlink == 0)
+            missing++;
+    }
+    if (missing == 0) {
+        g->missing_since_ns = 0;
+        return 0;
+    }
+    int64_t now = mono_ns();
+    if (g->missing_since_ns == 0)
+        g->missing_since_ns = now;
+    if (now - g->missing_since_ns < GROUP_REPAIR_DELAY_NS || dir_gone(g))
+        return missing;
     for (unsigned i = 0; i < g->held; i++) {
         struct stat st;
         if (fstat(g->fds[i], &st) == 0 && st.st_nlink == 0) {
@@ -135,9 +238,13 @@ static void repair_units(struct group *g)
             if (fd >= 0) {
                 close(g->fds[i]);
                 g->fds[i] = fd;
+                missing--;
             }
         }
     }
+    if (missing == 0)
+        g->missing_since_ns = 0;
+    return missing;
 }
 
 int group_scan(struct group *g, unsigned *units)
@@ -147,16 +254,17 @@ int group_scan(struct group *g, unsigned *units)
     unsigned locked = 0;
     struct dirent *de;
 
-    repair_units(g);
+    if (dir_gone(g) && rejoin(g) < 0)
+        return GROUP_DIR_GONE;
+    if (repair_units(g) > 0)
+        return GROUP_UNITS_MISSING;
     rewinddir(g->scan_dir);
     for (;;) {
         errno = 0;
         de = readdir(g->scan_dir);
         if (!de) {
-            if (errno) {
-                *units = g->weight;
+            if (errno)
                 return -1;
-            }
             break;
         }
         const char *name = de->d_name;
@@ -185,7 +293,7 @@ int group_scan(struct group *g, unsigned *units)
         close(fd);
     }
     *units = locked < g->weight ? g->weight : locked;
-    return 0;
+    return GROUP_OK;
 }
 
 int group_drain_events(struct group *g)

@@ -33,6 +33,10 @@
  * so the first scan can still see the file locked. */
 static const int64_t followup_ns[] = {10000000LL, 50000000LL, 200000000LL};
 #define N_FOLLOWUPS ((int)(sizeof followup_ns / sizeof followup_ns[0]))
+/* A share goes up only when a count that allows it has held this long: a
+ * directory being emptied by rm -rf shows the others gone a moment before it
+ * shows our own lock gone, and we must not keep the doubled share then. */
+#define INCREASE_CONFIRM_NS 50000000LL
 #define PROGRESS_TTY_NS 250000000LL
 #define PROGRESS_PLAIN_NS 1000000000LL
 #define RW_BUFSIZE (128 * 1024)   /* read/write path buffer (keeps RSS small) */
@@ -214,6 +218,9 @@ struct sabo {
     unsigned units;
     double share;
     int scan_warned;
+    int gone_warned;          /* said the work dir was removed; not back yet */
+    unsigned rejoins_seen;    /* group.rejoins already reported */
+    int64_t raise_since_ns;   /* a higher share has been allowed since, or 0 */
     int tty;
     int64_t start_ns, next_scan_ns, next_progress_ns, progress_period_ns;
     int followup; /* index into followup_ns of the next follow-up scan, or -1 */
@@ -235,7 +242,29 @@ static void progress_break(struct sabo *s)
 static void rebalance(struct sabo *s, int64_t now)
 {
     unsigned units;
-    if (group_scan(&s->group, &units) < 0) {
+    int rc = group_scan(&s->group, &units);
+    if (s->group.rejoins != s->rejoins_seen) {
+        s->rejoins_seen = s->group.rejoins;
+        progress_break(s);
+        fprintf(stderr, "sabo: work dir %s %s; rejoined the group\n", s->cfg->work_dir,
+                s->gone_warned ? "is back" : "was removed and is back");
+        s->gone_warned = 0;
+    }
+    if (rc == GROUP_DIR_GONE || rc == GROUP_UNITS_MISSING) {
+        /* Nobody can count the group now: each member seeing itself alone would
+         * move N times the budget. Keep the last share until the count is back. */
+        if (rc == GROUP_DIR_GONE && !s->gone_warned) {
+            progress_break(s);
+            fprintf(stderr,
+                    "sabo: work dir %s was removed; the group cannot be counted, keeping "
+                    "the last share %.0f B/s until it is back\n",
+                    s->cfg->work_dir, s->share);
+            s->gone_warned = 1;
+        }
+        s->raise_since_ns = 0;
+        return;
+    }
+    if (rc < 0) {
         if (!s->scan_warned) {
             int e = errno;
             progress_break(s);
@@ -248,13 +277,21 @@ static void rebalance(struct sabo *s, int64_t now)
     s->scan_warned = 0;
     s->units = units;
     double share = (double)s->cfg->bw * (double)s->group.weight / (double)units;
+    if (share > s->share) {
+        if (s->raise_since_ns == 0)
+            s->raise_since_ns = now;
+        if (now - s->raise_since_ns < INCREASE_CONFIRM_NS)
+            return; /* the next follow-up scan confirms it */
+    }
+    s->raise_since_ns = 0;
     if (share != s->share) {
         s->share = share;
         bucket_set_rate(&s->bucket, share, MAX_XFER, now);
     }
 }
 
-static void progress_show(struct sabo *s, int64_t now, int final)
+/* final: NULL for a running line, else the word that ends the last one. */
+static void progress_show(struct sabo *s, int64_t now, const char *final)
 {
     char line[256];
     int64_t dt = now - s->progress_ns;
@@ -267,7 +304,7 @@ static void progress_show(struct sabo *s, int64_t now, int final)
         .bytes = s->pump.total,
         .rate = final ? (double)s->pump.total * 1e9 / (double)(now - s->start_ns + 1)
                       : s->progress_rate,
-        .average = final,
+        .average = final != NULL,
         .limit = s->share,
         .own_units = s->group.weight,
         .units = s->units,
@@ -275,10 +312,11 @@ static void progress_show(struct sabo *s, int64_t now, int final)
     };
     progress_format(line, sizeof line, &smp);
     if (s->tty) {
-        fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+        fprintf(stderr, "\r%s%s%s\033[K%s", final && strcmp(final, "done") ? final : "",
+                final && strcmp(final, "done") ? ": " : "", line, final ? "\n" : "");
         s->progress_dirty = !final;
     } else {
-        fprintf(stderr, "sabo: %s%s\n", final ? "done: " : "", line);
+        fprintf(stderr, "sabo: %s%s%s\n", final ? final : "", final ? ": " : "", line);
     }
     fflush(stderr);
 }
@@ -309,7 +347,7 @@ static int run(struct sabo *s)
             }
         }
         if (s->cfg->progress && now >= s->next_progress_ns) {
-            progress_show(s, now, 0);
+            progress_show(s, now, NULL);
             s->next_progress_ns = now + s->progress_period_ns;
         }
 
@@ -484,7 +522,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.bw < MIN_BANDWIDTH) {
-        fprintf(stderr, "sabo: max-bandwidth > 32K required: %" PRIu64 "\n", cfg.bw);
+        /* the original's words first, then what the value was taken to mean */
+        fprintf(stderr,
+                "sabo: max-bandwidth > 32K required: --max-bandwidth \"%s\" is %" PRIu64
+                " bytes/s; it must be at least 32K (%llu bytes/s)\n",
+                bw_arg, cfg.bw, MIN_BANDWIDTH);
         return 1;
     }
     if (!*cfg.work_dir) {
@@ -528,7 +570,8 @@ int main(int argc, char **argv)
     now = mono_ns();
     group_leave(&s.group);
     if (cfg.progress)
-        progress_show(&s, now, 1);
+        progress_show(&s, now,
+                      how == RUN_EOF ? "done" : how == RUN_ERROR ? "failed" : "interrupted");
     progress_break(&s);
     free(s.pump.buf);
 

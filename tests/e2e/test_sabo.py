@@ -309,6 +309,45 @@ def test_three_members_share_and_speed_up(tmp_path, procs):
     assert sum(rs2) < 1.1 * bw
 
 
+def test_work_dir_removed_never_exceeds_budget(tmp_path, procs):
+    """rm -rf of the work dir mid-run: the members cannot count each other any more;
+    each keeps its last share (never the whole budget each), says so once, does not
+    block the removal, and rejoins when the directory is back."""
+    bw = 4_000_000
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    ms = [Member(procs, bw, wd) for _ in range(2)]
+    wait_members(wd, bw, 2)
+    time.sleep(0.3)
+    episodes = 0
+    for i in range(6):
+        if i:
+            wd.mkdir()
+            wait_members(wd, bw, 2)  # both rejoined the new directory
+        r = subprocess.run(["rm", "-rf", str(wd)], capture_output=True, text=True)
+        episodes += 1
+        # sabo must not re-create its lock between rm's unlink and rmdir
+        assert r.returncode == 0 and not wd.exists(), (i, r.stderr)
+        if i == 0:
+            time.sleep(1.5)  # past the 1 s rescan too
+            rs = rates(ms, 2.0)
+            assert sum(rs) < 1.1 * bw, rs
+            for x in rs:
+                assert x < 1.2 * bw / 2, rs
+    wd.mkdir()
+    wait_members(wd, bw, 2)
+    time.sleep(0.5)
+    rs = rates(ms, 1.5)
+    assert sum(rs) < 1.1 * bw and min(rs) > 0.3 * bw / 2, rs
+    for m in ms:
+        m.end_input()
+        assert m.p.wait(timeout=10) == 0
+        err = m.p.stderr.read().decode()
+        assert err.count("was removed") == episodes, err
+        assert err.count("rejoined the group") == episodes, err
+    assert lock_files(wd) == []
+
+
 def test_kill9_member_reaped_and_share_returns(tmp_path, procs):
     bw = 4_000_000
     a = Member(procs, bw, tmp_path)
@@ -425,8 +464,12 @@ BAD = [
     (["--max-bandwidth", "10XB", "--work-dir", "{wd}"], '"10XB"'),
     (["--max-bandwidth", "", "--work-dir", "{wd}"], "--max-bandwidth"),
     (["--max-bandwidth", "99999999999999999999999", "--work-dir", "{wd}"], "--max-bandwidth"),
-    (["--max-bandwidth", "31999", "--work-dir", "{wd}"], "max-bandwidth > 32K required: 31999"),
-    (["--max-bandwidth", "31K", "--work-dir", "{wd}"], "max-bandwidth > 32K required: 31000"),
+    (["--max-bandwidth", "31999", "--work-dir", "{wd}"],
+     'max-bandwidth > 32K required: --max-bandwidth "31999" is 31999 bytes/s'),
+    (["--max-bandwidth", "31K", "--work-dir", "{wd}"],
+     'max-bandwidth > 32K required: --max-bandwidth "31K" is 31000 bytes/s'),
+    (["--max-bandwidth", "1.5", "--work-dir", "{wd}"],
+     '--max-bandwidth "1.5" is 1 bytes/s; it must be at least 32K (32000 bytes/s)'),
     (["--max-bandwidth", "1M", "--work-dir", "{wd}", "--weight", "0"], "--weight"),
     (["--max-bandwidth", "1M", "--work-dir", "{wd}", "--weight", "-2"], "--weight"),
     (["--max-bandwidth", "1M", "--work-dir", "{wd}", "--weight", "abc"], "--weight"),
@@ -544,6 +587,18 @@ def test_signal_mid_copy_removes_lock(tmp_path, procs, sig):
     assert lock_files(tmp_path) == []
     err = m.p.stderr.read().decode()
     assert signal.Signals(sig).name in err and "incomplete" in err, err
+
+
+def test_signal_progress_says_interrupted(tmp_path, procs):
+    m = Member(procs, 1_000_000, tmp_path, extra=("--progress",))
+    wait_members(tmp_path, 1_000_000, 1)
+    wait_for(lambda: m.bytes() > 100_000, timeout=10, what="copy under way")
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(timeout=10) == -signal.SIGTERM
+    lines = m.p.stderr.read().decode().splitlines()
+    progress = [ln for ln in lines if " bytes) " in ln]
+    assert progress and progress[-1].startswith("sabo: interrupted: "), lines
+    assert not any("done:" in ln for ln in lines), lines
 
 
 def test_signal_while_blocked_on_write(tmp_path, procs):

@@ -183,13 +183,58 @@ static void test_repair_unlinked_unit(void **state)
     assert_int_equal(group_join(&g, dir, 50000, 1, err, sizeof err), 0);
     snprintf(p, sizeof p, "%s/%s", dir, g.names[0]);
     assert_int_equal(unlink(p), 0); /* someone cleans the dir under us */
-    assert_int_equal(group_scan(&g, &units), 0);
+    /* not at once: it could be rm -rf, between its unlink and its rmdir */
+    assert_int_equal(group_scan(&g, &units), GROUP_UNITS_MISSING);
+    assert_false(exists(g.names[0]));
+    struct timespec ts = {0, GROUP_REPAIR_DELAY_NS + 20000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(group_scan(&g, &units), GROUP_OK);
     assert_int_equal(units, 1);
     assert_true(exists(g.names[0]));
     int fd = open(p, O_RDONLY);
     assert_true(fd >= 0);
     assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1); /* and it is locked again */
     close(fd);
+    group_leave(&g);
+    assert_int_equal(count_files(), 0);
+}
+
+static void test_dir_removed_and_back(void **state)
+{
+    (void)state;
+    struct group g;
+    char err[256], p[512];
+    unsigned units = 0;
+
+    assert_int_equal(group_join(&g, dir, 50000, 2, err, sizeof err), 0);
+    for (unsigned i = 0; i < g.held; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, g.names[i]);
+        assert_int_equal(unlink(p), 0);
+    }
+    assert_int_equal(rmdir(dir), 0); /* rm -rf succeeded: we did not refill it */
+    assert_int_equal(group_scan(&g, &units), GROUP_DIR_GONE);
+    assert_int_equal(group_drain_events(&g), 1); /* IN_DELETE_SELF / IN_IGNORED */
+    struct timespec ts = {0, GROUP_REPAIR_DELAY_NS + 20000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(group_scan(&g, &units), GROUP_DIR_GONE); /* and never re-created */
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_int_equal(g.rejoins, 0);
+
+    assert_int_equal(mkdir(dir, 0700), 0); /* back: join the new directory */
+    assert_int_equal(group_scan(&g, &units), GROUP_OK);
+    assert_int_equal(units, 2);
+    assert_int_equal(g.rejoins, 1);
+    assert_int_equal(count_files(), 2);
+    for (unsigned i = 0; i < g.held; i++)
+        assert_true(exists(g.names[i]));
+
+    /* a directory moved away is gone too (its path no longer leads to it) */
+    char moved[80];
+    snprintf(moved, sizeof moved, "%s.moved", dir);
+    assert_int_equal(rename(dir, moved), 0);
+    assert_int_equal(group_scan(&g, &units), GROUP_DIR_GONE);
+    assert_int_equal(rename(moved, dir), 0);
+    assert_int_equal(group_scan(&g, &units), GROUP_OK);
     group_leave(&g);
     assert_int_equal(count_files(), 0);
 }
@@ -242,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_weight_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_counts_and_reaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repair_unlinked_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_removed_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inotify_sees_join, setup, teardown),
         cmocka_unit_test(test_join_errors),
     };
