@@ -44,6 +44,9 @@
 #define RETRY_NS (1000 * 1000000LL)
 #define REPORT_NS (60 * 1000000000LL)
 #define TERM_GRACE_NS (2000 * 1000000LL)
+/* stdout mode, input ended, output still failing: nobody will read what is left
+ * later (unlike a log dir, whose disk an operator can free), so give up. */
+#define STDOUT_GIVE_UP_NS (5000 * 1000000LL)
 
 enum blk_kind { BK_DATA, BK_ROTATE };
 
@@ -94,6 +97,8 @@ struct state {
     int64_t pending_since; /* monotonic ns when the queue became non-empty */
     int blocked;
     int64_t retry_at, last_report;
+    int64_t give_up_at; /* stdout mode: when to stop retrying after the input ended */
+    int write_errno;    /* the last failed write's errno */
     uint64_t flush_bytes;
 };
 
@@ -509,6 +514,7 @@ static int pump(struct state *s, int force)
         }
         if (w < 0) {
             if (errno == EINTR) continue;
+            s->write_errno = errno;
             if (s->to_stdout && (errno == EPIPE || errno == EBADF)) {
                 fprintf(stderr, "relaxlogs: write stdout: %s; %" PRIu64 " bytes lost\n",
                         strerror(errno), s->q.bytes);
@@ -654,11 +660,28 @@ static int run(struct state *s, const sigset_t *waitmask)
         /* Write when due (or retry when it is time). */
         if (!s->blocked || now >= s->retry_at) pump(s, finishing || term_seen);
         empty_q = s->q.bytes == 0 && s->q.markers == 0;
+        if (s->to_stdout && finishing && s->blocked) {
+            /* No more input will come and the output keeps failing: a bounded
+             * wait, none at all after TERM. */
+            if (s->give_up_at == 0) s->give_up_at = now + STDOUT_GIVE_UP_NS;
+            if (term_seen) s->give_up_at = now;
+            if (mono_ns() >= s->give_up_at) {
+                fprintf(stderr,
+                        "relaxlogs: write stdout: %s; giving up %s; %" PRIu64 " bytes lost\n",
+                        strerror(s->write_errno),
+                        term_seen ? "on TERM" : "5 s after the end of input", s->q.bytes);
+                return 1;
+            }
+        } else {
+            s->give_up_at = 0;
+        }
 
         int can_read = !finishing && s->q.bytes < s->cfg.buffer_size;
         int64_t timeout = -1;
         if (s->blocked)
             timeout = s->retry_at - mono_ns();
+        if (s->give_up_at != 0 && s->give_up_at - mono_ns() < timeout)
+            timeout = s->give_up_at - mono_ns();
         else if (!empty_q)
             timeout = finishing ? 0 : s->pending_since + FLUSH_NS - mono_ns();
         if (term_seen && can_read) {

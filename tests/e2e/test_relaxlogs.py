@@ -803,3 +803,37 @@ def test_lines_flushed_under_a_frozen_faketime_clock(procs, tmp_path):
              what="line flushed with a frozen clock")
     assert os.readlink(os.path.join(d, "current")) == "log.202601010000"
     finish(p)
+
+
+# ---------------------------------------------------------------- stdout that never drains
+
+STDOUT_GIVE_UP_S = 5  # relaxlogs.1: stdout mode gives up this long after end of input
+
+
+def test_stdout_unwritable_after_eof_gives_up():
+    # /dev/full never takes a byte: after EOF on stdin, waiting cannot help
+    data = b"line one\nline two\n"
+    t0 = time.monotonic()
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([RELAXLOGS], input=data, stdout=full, stderr=subprocess.PIPE,
+                           timeout=STDOUT_GIVE_UP_S + 20)
+    took = time.monotonic() - t0
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert "%d bytes lost" % len(data) in err and "No space left" in err, err
+    assert STDOUT_GIVE_UP_S - 1 < took < STDOUT_GIVE_UP_S + 10, took
+
+
+def test_stdout_unwritable_first_term_works(procs):
+    full = open("/dev/full", "wb")
+    p = procs.start([RELAXLOGS], stdin=subprocess.PIPE, stdout=full, stderr=subprocess.PIPE)
+    full.close()
+    p.stdin.write(b"abc\n" * 10)
+    p.stdin.flush()
+    time.sleep(1.0)  # it has tried and is retrying
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=15)
+    assert rc == 1 and time.monotonic() - t0 < 4.0
+    err = p.stderr.read().decode()
+    assert "40 bytes lost" in err, err
