@@ -17,6 +17,10 @@ int mapfile_parse(const char *name, const char *buf, size_t len, const char *exp
     size_t pos = 0;
     char *line = NULL;
     size_t linecap = 0;
+    /* Windows editors start UTF-8 files with a byte order mark; it is not
+     * part of the first name */
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
     while (pos < len) {
         const char *start = buf + pos;
         const char *nl = memchr(start, '\n', len - pos);
@@ -65,8 +69,11 @@ int mapfile_parse(const char *name, const char *buf, size_t len, const char *exp
             free(line);
             return -1;
         }
-        if (cb && cb(arg, s, v, lineno, why, sizeof why) < 0) {
-            if (why[0])
+        int rc = cb ? cb(arg, s, v, lineno, why, sizeof why) : 0;
+        if (rc < 0) {
+            if (rc == -2 && why[0])
+                snprintf(err, errlen, "%s:%d: %s", name, lineno, why);
+            else if (why[0])
                 snprintf(err, errlen, "%s:%d: expected %s: %s", name, lineno, expect, why);
             else
                 snprintf(err, errlen, "%s:%d: expected %s", name, lineno, expect);

@@ -43,6 +43,7 @@ struct listener {
     char proxy[300];       /* HTTP proxy host:port for CONNECT, "" = direct */
     char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
     int fd;
+    int lineno;            /* of its map line, for duplicate reports */
     struct acceptor acceptor;
 };
 
@@ -552,8 +553,10 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
     else
         snprintf(l->dial_target, sizeof l->dial_target, "%s:%s", hostport, tls ? "443" : "80");
     char h[256], p[32];
-    if (net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen) < 0)
-        return -1;
+    int rc = wsg_port_check(l->dial_target, 0, why, whylen);
+    if (rc < 0)
+        return rc;
+    net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen);
     snprintf(l->origin, sizeof l->origin, "%s://%s", tls ? "https" : "http", hostport);
     l->tls = tls;
     if (tls)
@@ -565,11 +568,21 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
 static int map_add(void *arg, const char *key, const char *value, int lineno, char *why,
                    size_t whylen)
 {
-    (void)lineno;
     struct client *cl = arg;
-    char h[256], p[32];
-    if (net_split_hostport(key, h, sizeof h, p, sizeof p, why, whylen) < 0)
-        return -1;
+    int rc = wsg_port_check(key, 1, why, whylen);
+    if (rc < 0)
+        return rc;
+    /* a second listener on the same address would only fail at bind time,
+     * as "Address already in use"; ":0" is a new port every time */
+    size_t kl = strlen(key);
+    int any_port = kl >= 2 && strcmp(key + kl - 2, ":0") == 0;
+    for (size_t i = 0; !any_port && i < cl->nls; i++) {
+        if (strcmp(cl->ls[i].listen, key) == 0) {
+            snprintf(why, whylen, "duplicate listen address %s (first at line %d)", key,
+                     cl->ls[i].lineno);
+            return -2;
+        }
+    }
     struct listener *nl = realloc(cl->ls, (cl->nls + 1) * sizeof *nl);
     if (!nl)
         return -1;
@@ -577,12 +590,14 @@ static int map_add(void *arg, const char *key, const char *value, int lineno, ch
     struct listener *l = &cl->ls[cl->nls];
     memset(l, 0, sizeof *l);
     snprintf(l->listen, sizeof l->listen, "%s", key);
+    l->lineno = lineno;
     if (strlen(value) >= sizeof l->url) {
         snprintf(why, whylen, "URL too long");
         return -1;
     }
-    if (parse_url(l, value, why, whylen) < 0)
-        return -1;
+    rc = parse_url(l, value, why, whylen);
+    if (rc < 0)
+        return rc;
     if (setup_proxy(l, why, whylen) < 0)
         return -1;
     l->fd = -1;
@@ -845,8 +860,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "wsgate-client: could not listen %s: %s\n", l->listen, err);
             return 1;
         }
+        char bound[160];
+        wsg_local_name(l->fd, bound, sizeof bound);
         jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
-                JL_STR("upstream", l->url));
+                JL_STR("address", bound), JL_STR("upstream", l->url));
         acceptor_start(cl.loop, &l->acceptor, l->fd, l->listen, client_accept, l);
     }
     ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);

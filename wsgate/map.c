@@ -1,12 +1,40 @@
-/* map: wsgate-server's NAME,HOST:PORT map file on top of lib/mapfile. */
+/* map: wsgate-server's NAME,HOST:PORT map file on top of lib/mapfile, and the
+ * address checks both programs' map files share. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "jsonlog.h"
 #include "mapfile.h"
 #include "net.h"
 #include "wsgate.h"
+
+void wsg_local_name(int fd, char *buf, size_t buflen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (buflen)
+        buf[0] = '\0';
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        net_format_addr((struct sockaddr *)&ss, len, buf, buflen);
+}
+
+int wsg_port_check(const char *hostport, int allow_zero, char *why, size_t whylen)
+{
+    char host[256], port[32];
+    if (net_split_hostport(hostport, host, sizeof host, port, sizeof port, why, whylen) < 0)
+        return -1;
+    /* a number 1..65535 (net_split_hostport bounded its digits), or a
+     * service name, which starts with a letter: "-1" is neither */
+    int number = isdigit((unsigned char)port[0]);
+    if (number ? !allow_zero && atol(port) == 0 : !isalpha((unsigned char)port[0])) {
+        snprintf(why, whylen, "invalid port in \"%s\"", hostport);
+        return -2;
+    }
+    return 0;
+}
 
 int wsg_upstream_check(const char *v, char *why, size_t whylen)
 {
@@ -17,8 +45,7 @@ int wsg_upstream_check(const char *v, char *why, size_t whylen)
         }
         return 0;
     }
-    char host[256], port[32];
-    return net_split_hostport(v, host, sizeof host, port, sizeof port, why, whylen);
+    return wsg_port_check(v, 0, why, whylen);
 }
 
 static int map_add(void *arg, const char *key, const char *value, int lineno, char *why,
@@ -30,8 +57,9 @@ static int map_add(void *arg, const char *key, const char *value, int lineno, ch
         snprintf(why, whylen, "bad name \"%s\"", key);
         return -1;
     }
-    if (wsg_upstream_check(value, why, whylen) < 0)
-        return -1;
+    int rc = wsg_upstream_check(value, why, whylen);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < m->n; i++) {
         if (strcmp(m->e[i].name, key) == 0) {
             char *u = strdup(value);

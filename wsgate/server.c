@@ -732,7 +732,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "wsgate-server: Failed to listen to port: %s\n", err);
             return 1;
         }
-        jsonlog(JSONLOG_INFO, "Listening", JL_STR("listen", listen_addr));
+        char bound[160];
+        wsg_local_name(srv.listen_fd, bound, sizeof bound);
+        jsonlog(JSONLOG_INFO, "Listening", JL_STR("listen", listen_addr),
+                JL_STR("address", bound));
     } else {
         jsonlog(JSONLOG_INFO, "Listening on the socket from Server::Starter",
                 JL_STR("SERVER_STARTER_PORT", getenv("SERVER_STARTER_PORT")));

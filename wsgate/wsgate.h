@@ -29,8 +29,16 @@ const char *wsg_map_get(const struct wsg_map *m, const char *name);
 /* The entry for name, or NULL. */
 struct wsg_map_entry *wsg_map_find(struct wsg_map *m, const char *name);
 void wsg_map_free(struct wsg_map *m);
-/* Validate an upstream address; 0 or -1 with a reason in why. */
+/* Validate an upstream address (HOST:PORT with port 1..65535 or a service
+ * name, or unix:/path): 0, -1 with a reason in why when it is not an address,
+ * -2 with "invalid port in \"h:0\"" when the port is not one. */
 int wsg_upstream_check(const char *v, char *why, size_t whylen);
+/* The HOST:PORT check alone; allow_zero for listeners (":0" = any free port).
+ * Same returns as wsg_upstream_check. */
+int wsg_port_check(const char *hostport, int allow_zero, char *why, size_t whylen);
+/* The address a listening socket is bound to ("127.0.0.1:40123", "[::]:80"),
+ * for the log line of a ":0" listener; "" when unknown. */
+void wsg_local_name(int fd, char *buf, size_t buflen);
 
 /* ---- server: JWT verification with an RSA public key ---- */
 

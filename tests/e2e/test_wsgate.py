@@ -676,6 +676,58 @@ def test_bad_map_lines_and_flags(tmp_path):
     assert r.returncode == 1 and "no colon here" in r.stderr
 
 
+def test_map_bom_ports_duplicates_and_bound_ports(procs, tmp_path, tcp_peer):
+    """A leading UTF-8 BOM is not part of the first name (server and client maps);
+    ports 0 and -1 are refused at load; a duplicate LISTEN_ADDR names its lines;
+    a :0 listener logs the port it got."""
+    bad = [
+        (SERVER, ["-map"], "mc,127.0.0.1:0\n", ':1: invalid port in "127.0.0.1:0"'),
+        (SERVER, ["-map"], "ok,127.0.0.1:1\nmc,127.0.0.1:-1\n",
+         ':2: invalid port in "127.0.0.1:-1"'),
+        (CLIENT, ["--map"], "127.0.0.1:1,http://127.0.0.1:0/proxy/x\n",
+         ':1: invalid port in "127.0.0.1:0"'),
+        (CLIENT, ["--map"], "127.0.0.1:-1,http://127.0.0.1:2/proxy/x\n",
+         ':1: invalid port in "127.0.0.1:-1"'),
+        (CLIENT, ["--map"], "127.0.0.1:7001,http://h:1/proxy/a\n# x\n"
+         "127.0.0.1:7002,http://h:1/proxy/b\n127.0.0.1:7001,http://h:1/proxy/c\n",
+         ":4: duplicate listen address 127.0.0.1:7001 (first at line 1)"),
+    ]
+    for i, (prog, flag, text, msg) in enumerate(bad):
+        m = tmp_path / ("bad%d.txt" % i)
+        m.write_text(text)
+        r = subprocess.run([prog, *flag, str(m)], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (text, r)
+        assert (str(m) + msg) in r.stderr, (text, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+    # BOM: the server serves /proxy/echo, the client listens; both on :0 ports
+    smap = tmp_path / "bom-server.txt"
+    smap.write_bytes(b"\xef\xbb\xbfecho,127.0.0.1:%d\n" % tcp_peer())
+    slog = tmp_path / "bom-server.log"
+    server = procs.start([SERVER, "-listen", "127.0.0.1:0", "-map", str(smap)],
+                         stderr=open(slog, "wb"))
+    lst = wait_for(lambda: [e for e in read_log(slog) if e.get("msg") == "Listening"],
+                   what="Listening line")
+    host, port = lst[0]["address"].rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0, lst
+    port = int(port)
+    assert [e["from"] for e in read_log(slog) if e.get("msg") == "Created map"] == ["echo"]
+    assert http_status(port, upgrade_request("echo")) == 101
+    cmap = tmp_path / "bom-client.txt"
+    cmap.write_bytes(b"\xef\xbb\xbf127.0.0.1:0,http://127.0.0.1:%d/proxy/echo\n" % port)
+    clog = tmp_path / "bom-client.log"
+    procs.start([CLIENT, "--map", str(cmap)], stderr=open(clog, "wb"))
+    made = wait_for(lambda: [e for e in read_log(clog) if e.get("msg") == "Create map"],
+                    what="Create map line")
+    assert made[0]["listen"] == "127.0.0.1:0"
+    cport = int(made[0]["address"].rsplit(":", 1)[1])
+    assert cport > 0
+    s, got = echo_exchange(cport, b"through a :0 listener")
+    assert got == b"through a :0 listener"
+    s.close()
+    assert server.poll() is None
+
+
 def test_flag_ranges(tmp_path):
     """Every duration, size and int flag has a valid range (lib/flags): a value
     outside it is one clear line and exit 1, never a silently disabled timeout."""

@@ -32,6 +32,49 @@ static int collect(void *arg, const char *key, const char *value, int lineno, ch
     return 0;
 }
 
+/* A validator that refuses a well-formed line on its merits (-2). */
+static int refuse_zero(void *arg, const char *key, const char *value, int lineno, char *why,
+                       size_t whylen)
+{
+    if (strcmp(value, "h:0") == 0) {
+        snprintf(why, whylen, "invalid port in \"%s\"", value);
+        return -2;
+    }
+    return collect(arg, key, value, lineno, why, whylen);
+}
+
+static void test_bom_and_value_errors(void **state)
+{
+    (void)state;
+    /* a UTF-8 byte order mark (Windows editors) is not part of the first name */
+    const char *text = "\xef\xbb\xbfmysql,127.0.0.1:3306\n\xef\xbb\xbf# not a comment?\n";
+    struct seen s = { "", 0 };
+    char err[256] = "";
+    int n = mapfile_parse("map.txt", text, strlen(text), "NAME,HOST:PORT", collect, &s, err,
+                          sizeof err);
+    /* only the one at the start of the file is a BOM; a later one is content */
+    assert_int_equal(n, -1);
+    assert_string_equal(s.out, "1:mysql=127.0.0.1:3306;");
+    assert_string_equal(err, "map.txt:2: expected NAME,HOST:PORT");
+    const char *only = "\xef\xbb\xbf# comment\r\n\xef\xbb\xbf";
+    struct seen s2 = { "", 0 };
+    assert_int_equal(mapfile_parse("map.txt", "\xef\xbb\xbf", 3, "X", collect, &s2, err,
+                                   sizeof err), 0);
+    assert_int_equal(mapfile_parse("map.txt", only, 17, "X", collect, &s2, err, sizeof err), -1);
+    assert_int_equal(mapfile_parse("map.txt", only, 14, "X", collect, &s2, err, sizeof err), 0);
+    /* "\xef\xbb" alone is not a BOM: the line is kept as it is */
+    assert_int_equal(mapfile_parse("map.txt", "\xef\xbbk,v", 5, "X", collect, &s2, err,
+                                   sizeof err), 1);
+    assert_string_equal(s2.out, "1:\xef\xbbk=v;");
+
+    /* -2: the line has the right shape, one value is wrong: file:line: why */
+    struct seen s3 = { "", 0 };
+    const char *z = "a,h:1\nb,h:0\n";
+    assert_int_equal(mapfile_parse("map.txt", z, strlen(z), "NAME,HOST:PORT", refuse_zero, &s3,
+                                   err, sizeof err), -1);
+    assert_string_equal(err, "map.txt:2: invalid port in \"h:0\"");
+}
+
 static void test_valid(void **state)
 {
     (void)state;
@@ -113,6 +156,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_bom_and_value_errors),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_empty_and_load),
         cmocka_unit_test(test_every_prefix),
