@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -599,7 +600,10 @@ ssize_t ws_hs_response_simple(char *out, size_t cap, int status, const char *bod
     struct out o = {out, cap, 0};
     snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, ws_hs_status_text(status));
     out_str(&o, line);
-    out_hdr(&o, "Content-Type", "text/plain; charset=utf-8");
+    /* a caller's own Content-Type (e.g. Prometheus' text format) replaces ours */
+    if (!extra_headers || (strncasecmp(extra_headers, "Content-Type:", 13) != 0 &&
+                           !strcasestr(extra_headers, "\nContent-Type:")))
+        out_hdr(&o, "Content-Type", "text/plain; charset=utf-8");
     snprintf(line, sizeof line, "%zu", blen);
     out_hdr(&o, "Content-Length", line);
     out_hdr(&o, "Connection", "close");

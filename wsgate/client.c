@@ -155,13 +155,9 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             return;
     }
     if (rc == WS_HS_ERROR) {
-        if (h->hc.body_len > 0)
-            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s: %.*s", h->l->url,
-                     h->hc.error ? h->hc.error : "bad response", (int)strcspn(h->hc.body, "\r\n"),
-                     h->hc.body);
-        else
-            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
-                     h->hc.error ? h->hc.error : "bad response");
+        /* the error already carries the first line of a refusal's body */
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
+                 h->hc.error ? h->hc.error : "bad response");
         hs_fail(t, why);
         return;
     }

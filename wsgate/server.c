@@ -666,7 +666,7 @@ int main(int argc, char **argv)
           "Serve TLS (wss://, https://) with this certificate chain (PEM)", NULL, NULL, NULL },
         { "tls-key", 0, FLAG_STRING, &tls_key, "FILE", "Private key of -tls-cert (PEM)", NULL,
           NULL, NULL },
-        { "version", 0, FLAG_VERSION, NULL, NULL, "Show version", NULL, NULL, NULL },
+        { "version", 'v', FLAG_VERSION, NULL, NULL, "Show version (also -v)", NULL, NULL, NULL },
         { NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL },
     };
     const struct flags_def def = {
@@ -701,6 +701,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-server: %s\n", err);
         return 1;
     }
+    if (srv.map.n == 0)
+        jsonlog(JSONLOG_WARN, *map_path ? "Started with no map entries: every /proxy request "
+                                          "is a 404 until the map has some (SIGHUP reloads it)"
+                                        : "Started with no map entries (no -map): every /proxy "
+                                          "request is a 404",
+                JL_STR("map", map_path));
     if (*key_path) {
         if (wsg_auth_load(&srv.auth, key_path, fresh, err, sizeof err) < 0) {
             fprintf(stderr, "wsgate-server: %s\n", err);
