@@ -107,12 +107,7 @@ fuzz: deps
 	  mkdir -p fuzz/corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-20} fuzz/corpus/$$n 2>&1 | tail -1; done
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
-	@set -e; for p in $(PROGRAMS); do case $$p in \
-	  *.so) install -m 0644 $$p $(DESTDIR)$(PREFIX)/lib/ ;; \
-	  *) install -m 0755 $$p $(DESTDIR)$(PREFIX)/bin/ ;; esac; done
-	@set -e; for m in $(MANPAGES); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done
+# install, uninstall, deb: packaging/module.mk
 
 clean:
 	rm -rf build build-asan

@@ -1,7 +1,8 @@
 /* no_excl_open: run a command (logrotate) with open_no_excl.so preloaded.
  *
  * Finds the shim (--shim, $NO_EXCL_OPEN_SHIM, next to this program, or in
- * ../lib relative to it, i.e. PREFIX/lib for PREFIX/bin/no_excl_open),
+ * ../lib relative to it, i.e. PREFIX/lib for PREFIX/bin/no_excl_open, or in
+ * ../lib/<multiarch triplet>, where the Debian package puts it),
  * checks that it really loads (ld.so silently ignores a preload it cannot
  * load, which would bring back the very failure this tool exists to stop),
  * sets LD_PRELOAD, NO_EXCL_OPEN_PATHS and NO_EXCL_OPEN_DEBUG, and execs the
@@ -25,6 +26,14 @@
 
 #define PROG "no_excl_open"
 #define SHIM_NAME "open_no_excl.so"
+
+/* The multiarch triplet (x86_64-linux-gnu) of the Debian lib directory the shim is
+ * installed in for PREFIX=/usr; set by packaging/module.mk from the compiler, empty
+ * when the compiler has none. */
+#ifndef NXO_MULTIARCH
+#define NXO_MULTIARCH ""
+#endif
+#define NXO_NCAND 3
 
 struct opts {
     char paths[8192]; /* joined --paths values; "" when none given */
@@ -181,7 +190,7 @@ static void find_shim(const struct opts *o, char out[PATH_MAX])
         return;
     }
 
-    char exe[PATH_MAX], cand[2][PATH_MAX + 32];
+    char exe[PATH_MAX], cand[NXO_NCAND][PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
         fail("cannot find " SHIM_NAME ": /proc/self/exe: %s; set NO_EXCL_OPEN_SHIM",
@@ -189,14 +198,24 @@ static void find_shim(const struct opts *o, char out[PATH_MAX])
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash != NULL) *slash = '\0';
-    snprintf(cand[0], sizeof cand[0], "%s/%s", exe, SHIM_NAME);
-    snprintf(cand[1], sizeof cand[1], "%s/../lib/%s", exe, SHIM_NAME);
-    for (int k = 0; k < 2; k++)
+    int nc = 0;
+    snprintf(cand[nc++], sizeof cand[0], "%s/%s", exe, SHIM_NAME);
+    snprintf(cand[nc++], sizeof cand[0], "%s/../lib/%s", exe, SHIM_NAME);
+    /* the Debian layout: /usr/bin/no_excl_open, /usr/lib/<triplet>/open_no_excl.so */
+    if (NXO_MULTIARCH[0] != '\0')
+        snprintf(cand[nc++], sizeof cand[0], "%s/../lib/%s/%s", exe, NXO_MULTIARCH, SHIM_NAME);
+    for (int k = 0; k < nc; k++)
         if (is_readable_file(cand[k]) && realpath(cand[k], out) != NULL) return;
-    fprintf(stderr,
-            PROG ": cannot find " SHIM_NAME " (looked for %s and %s); install it or set "
-                 "NO_EXCL_OPEN_SHIM\n",
-            cand[0], cand[1]);
+    if (nc == 2)
+        fprintf(stderr,
+                PROG ": cannot find " SHIM_NAME " (looked for %s and %s); install it or set "
+                     "NO_EXCL_OPEN_SHIM\n",
+                cand[0], cand[1]);
+    else
+        fprintf(stderr,
+                PROG ": cannot find " SHIM_NAME " (looked for %s, %s and %s); install it or "
+                     "set NO_EXCL_OPEN_SHIM\n",
+                cand[0], cand[1], cand[2]);
     exit(1);
 }
 

@@ -25,6 +25,9 @@ SHIM = binpath("open_no_excl.so")
 WRAPPER = binpath("no_excl_open")
 HOOK = binpath("tests/helpers/nxo_rename_hook.so")
 PY = "/usr/bin/python3"
+# the triplet no_excl_open was built with (packaging/module.mk: $(CC) -print-multiarch)
+MULTIARCH = subprocess.run(["cc", "-print-multiarch"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
 
 
 @pytest.fixture(autouse=True)
@@ -323,8 +326,12 @@ def test_wrapper_missing_shim(tmp_path):
     assert p.returncode == 1
     err = p.stderr.strip().splitlines()
     assert len(err) == 1, p.stderr
-    assert err[0].startswith("no_excl_open: cannot find open_no_excl.so (looked for %s/open_no_excl"
-                             ".so and %s/../lib/open_no_excl.so)" % (lonely.parent, lonely.parent))
+    d = lonely.parent
+    looked = ("%s/open_no_excl.so, %s/../lib/open_no_excl.so and %s/../lib/%s/open_no_excl.so"
+              % (d, d, d, MULTIARCH) if MULTIARCH else
+              "%s/open_no_excl.so and %s/../lib/open_no_excl.so" % (d, d))
+    assert err[0].startswith("no_excl_open: cannot find open_no_excl.so (looked for %s)"
+                             % looked), err[0]
     assert "NO_EXCL_OPEN_SHIM" in err[0]
     assert not marker.exists()
     # an explicit location that is wrong is an error too, naming it
@@ -358,6 +365,28 @@ def test_wrapper_finds_shim_in_prefix_lib(tmp_path):
     p = run_wrapper([PY, "-c", ENTRY_POINT_SCRIPT, str(tmp_path)])
     assert p.returncode == 0, p.stderr
     assert all(l.endswith(" ok") for l in p.stdout.splitlines()), p.stdout
+
+
+def test_wrapper_finds_shim_in_multiarch_lib(tmp_path):
+    # the Debian layout: /usr/bin/no_excl_open finds /usr/lib/<triplet>/open_no_excl.so
+    if not MULTIARCH:
+        pytest.skip("the compiler reports no multiarch triplet (cc -print-multiarch)")
+    usr = tmp_path / "usr"
+    (usr / "bin").mkdir(parents=True)
+    (usr / "lib" / MULTIARCH).mkdir(parents=True)
+    shutil.copy(WRAPPER, str(usr / "bin" / "no_excl_open"))
+    shutil.copy(SHIM, str(usr / "lib" / MULTIARCH / "open_no_excl.so"))
+    (tmp_path / "exists.log").write_text("x\n")
+    p = run_wrapper(["--debug", PY, "-c", ENTRY_POINT_SCRIPT, str(tmp_path)],
+                    wrapper=str(usr / "bin" / "no_excl_open"))
+    assert p.returncode == 0, p.stderr
+    assert "LD_PRELOAD=%s/lib/%s/open_no_excl.so" % (usr, MULTIARCH) in p.stderr
+    assert all(l.endswith(" ok") for l in p.stdout.splitlines()), p.stdout
+    # PREFIX/lib still wins over the multiarch directory (the /usr/local layout)
+    shutil.copy(SHIM, str(usr / "lib" / "open_no_excl.so"))
+    p = run_wrapper(["--debug", "true"], wrapper=str(usr / "bin" / "no_excl_open"))
+    assert p.returncode == 0, p.stderr
+    assert "LD_PRELOAD=%s/lib/open_no_excl.so " % usr in p.stderr
 
 
 def test_wrapper_usage_and_exit_codes(tmp_path):
