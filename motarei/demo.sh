@@ -20,16 +20,18 @@ trap cleanup EXIT
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 300); do ss -ltn "sport = :$1" | grep -q LISTEN && return; sleep 0.05; done; echo "no listener on $1"; exit 1; }
 
-if ! command -v docker >/dev/null; then echo "motarei demo skipped: no docker CLI (make deps installs docker.io)"; exit 0; fi
+echo "proves: a deploy (a newer container) takes new connections at once; an open one is not cut"
+if ! command -v docker >/dev/null; then echo "motarei demo skipped: no docker CLI (make deps installs docker.io)"; exit 77; fi
 if ! docker info >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ] || ! command -v dockerd >/dev/null; then
         echo "motarei demo skipped: no Docker engine answers and none can be started here (needs root and dockerd)"
-        exit 0
+        exit 77
     fi
+    echo "(no Docker engine answers: starting a throw-away dockerd for the demo)"
     dockerd --iptables=false --storage-driver=vfs --data-root "$T/docker" --exec-root "$T/exec" \
         --pidfile "$T/docker.pid" > "$T/dockerd.log" 2>&1 & DOCKERD=$!
     for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-    docker info >/dev/null 2>&1 || { echo "motarei demo skipped: dockerd did not start"; tail -3 "$T/dockerd.log"; exit 0; }
+    docker info >/dev/null 2>&1 || { echo "motarei demo skipped: dockerd did not start"; tail -3 "$T/dockerd.log"; exit 77; }
 fi
 mkdir -p "$T/img/bin" "$T/img/w" "$T/img/tmp"
 cp /bin/busybox "$T/img/bin/"; for a in sh httpd nc cat hostname; do ln -s busybox "$T/img/bin/$a"; done
@@ -60,10 +62,13 @@ echo "\$ curl 127.0.0.1:$WEB  →  served by $(get)"
 echo "still here after the deploy" >&3; read -r -t 5 line <&3; echo "long-lived connection: $line"
 exec 3>&-
 sleep 0.3
+pretty() { /usr/bin/python3 -c 'import json, sys
+for line in sys.stdin: print(json.dumps(json.loads(line), indent=2))' | sed 's/^/  /'; }
 echo
-echo "motarei log (backend changes and connection ends):"
-grep -E '"(Start listen|Backend changed)"' "$T/motarei.log" | sed 's/^/  /' | cut -c1-220
-grep '"Connection closed"' "$T/motarei.log" | grep "\"port\":$ECHO" | grep -v '"bytes_to_backend":0' | sed 's/^/  /' | cut -c1-260
-[ "$(get)" = "$NEW" ] || { echo "demo FAILED: the new container does not serve"; cat "$T/motarei.log"; exit 1; }
-[ "$line" = "still here after the deploy" ] || { echo "demo FAILED: the old connection was cut"; exit 1; }
-echo "demo ok"
+echo "motarei's JSON log: the web port switching to the new container..."
+grep '"msg":"Backend changed"' "$T/motarei.log" | grep "\"port\":$WEB," | tail -1 | pretty
+echo "...and the long-lived connection ending on the old one, after the switch:"
+grep '"msg":"Connection closed"' "$T/motarei.log" | grep "\"port\":$ECHO," |
+    grep -v '"bytes_to_backend":0' | tail -1 | pretty
+[ "$(get)" = "$NEW" ] || { echo "FAIL: the new container does not serve"; cat "$T/motarei.log"; exit 1; }
+[ "$line" = "still here after the deploy" ] || { echo "FAIL: the old connection was cut"; exit 1; }

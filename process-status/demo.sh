@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Demo: mackerel-plugin-linux-process-status watching a busy process tree, the way
-# mackerel-agent runs it once a minute (here: twice, two seconds apart).
+# mackerel-agent runs it once a minute (here: twice, two seconds apart), then the
+# graph definitions mackerel-agent asks for, then bad input.
 set -euo pipefail
 B=${OPSKIT_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}/mackerel-plugin-linux-process-status
+P=$(basename "$B")
 work=$(mktemp -d /tmp/ps-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -13,33 +15,53 @@ cleanup() {
 }
 trap cleanup EXIT
 export PROCESS_STATUS_STATE_DIR=$work/state
-exec 2>&1 # show Notices inline
+fail() { echo "FAIL: $*"; exit 1; }
+# the plugin's tab-separated lines (name, value, epoch), aligned; Notices pass through
+plugin() { "$B" "$@" 2>&1 | tee "$work/out" |
+    awk -F'\t' 'NF == 3 { printf "  %-48s %14s  %s\n", $1, $2, $3; next } { print "  " $0 }'; }
 
+echo "proves: CPU, memory and fds of a whole process tree as Mackerel metrics, with graph definitions"
 # A "service": a parent shell with a CPU-burning worker and an idle worker.
 setsid bash -c 'sh -c "while :; do :; done" & sleep 600 & wait' &
 pids+=($!)
 echo $! > "$work/app.pid"
 sleep 0.3
 
-say() { printf '\n$ %s\n' "$*"; }
-say "$(basename "$B") --pid-file app.pid --key-prefix app      # first run: no CPU yet"
-"$B" --pid-file "$work/app.pid" --key-prefix app
+printf '$ %s --pid-file app.pid --key-prefix app --include-children --per-core\n' "$P"
+echo "  (a parent shell with a busy-looping worker and an idle one; first run: no CPU line yet;"
+echo "   columns: metric, value (a count, bytes or percent), epoch seconds)"
+plugin --pid-file "$work/app.pid" --key-prefix app --include-children --per-core
 sleep 2
-say "$(basename "$B") --pid-file app.pid --key-prefix app      # 2 s later: the parent alone is idle"
-"$B" --pid-file "$work/app.pid" --key-prefix app
+echo "\$ (the same, 2 s later: the busy worker shows up as ~100% of one core)"
+plugin --pid-file "$work/app.pid" --key-prefix app --include-children --per-core
+cpu=$(awk -F'\t' '$1 == "process-status.cpu_app.percentage" { print int($2) }' "$work/out")
+[ "${cpu:-0}" -ge 30 ] || fail "expected the tree's CPU near 100% of a core, got '${cpu:-none}'"
 
-say "$(basename "$B") --pid-file app.pid --key-prefix tree --include-children --per-core --extended"
-"$B" --pid-file "$work/app.pid" --key-prefix tree --include-children --per-core --extended
-sleep 2
-say "(again, 2 s later: the busy worker shows up as ~100% of one core)"
-"$B" --pid-file "$work/app.pid" --key-prefix tree --include-children --per-core --extended
+echo
+printf '$ MACKEREL_AGENT_PLUGIN_META=1 %s --pid-file app.pid --key-prefix app --include-children --per-core\n' "$P"
+echo "  (what mackerel-agent reads to draw the graphs; JSON re-indented here, one metric a line)"
+MACKEREL_AGENT_PLUGIN_META=1 "$B" --pid-file "$work/app.pid" --key-prefix app --include-children \
+    --per-core > "$work/meta"
+head -n 1 "$work/meta" | sed 's/^/  /'
+tail -n +2 "$work/meta" | /usr/bin/python3 -c '
+import json, sys
+graphs = json.load(sys.stdin)["graphs"]
+print("{\"graphs\": {")
+for i, (name, g) in enumerate(graphs.items()):
+    head = {k: v for k, v in g.items() if k != "metrics"}
+    print("  %s: %s, \"metrics\": [" % (json.dumps(name), json.dumps(head)[:-1]))
+    for j, m in enumerate(g["metrics"]):
+        print("    %s%s" % (json.dumps(m), "," if j + 1 < len(g["metrics"]) else ""))
+    print("  ]}%s" % ("," if i + 1 < len(graphs) else ""))
+print("}}")' | sed 's/^/  /'
+[ "$(head -n 1 "$work/meta")" = "# mackerel-agent-plugin" ] || fail "no plugin meta header"
 
-say "$(basename "$B") --pattern 'sleep 600'      # newest match, key defaults to the process name"
-"$B" --pattern 'sleep 600'
-
-say "MACKEREL_AGENT_PLUGIN_META=1 $(basename "$B") --pid-file app.pid --key-prefix app"
-MACKEREL_AGENT_PLUGIN_META=1 "$B" --pid-file "$work/app.pid" --key-prefix app | cut -c1-160
-
-say "echo junk > bad.pid; $(basename "$B") --pid-file bad.pid    # bad input: one line, exit 1"
+echo
+printf '$ echo junk > bad.pid; %s --pid-file bad.pid      # bad input: one line, exit 1\n' "$P"
 echo junk > "$work/bad.pid"
-"$B" --pid-file "$work/bad.pid" || echo "(exit status $?)"
+set +e
+"$B" --pid-file "$work/bad.pid" 2>&1 | sed "s|$work/||; s/^/  /"
+rc=${PIPESTATUS[0]}
+set -e
+echo "  (exit status $rc)"
+[ "$rc" = 1 ] || fail "expected exit status 1 for a bad pid file"

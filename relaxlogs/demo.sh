@@ -14,13 +14,18 @@ cleanup() {
 }
 trap cleanup EXIT
 dir=$work/logs
-show() {
-    echo "  \$ ls $dir"
-    ls -l "$dir" | awk 'NR > 1 { $1=$2=$3=$4=$6=$7=$8=""; print "   " $0 }' | sed 's/  */ /g'
+show() { # the log dir: size in bytes, name (and where `current` points)
+    echo "  files in the log dir:"
+    (cd "$dir" && for f in *; do
+        if [ -L "$f" ]; then printf '    %-22s -> %s\n' "$f" "$(readlink "$f")"
+        else printf '    %-22s %6d bytes\n' "$f" "$(stat -c %s "$f")"; fi
+    done)
 }
+fail() { echo "FAIL: $*"; exit 1; }
+echo "proves: files rotate at local-time boundaries, \`current\` follows, and no line is ever lost"
 
 if [ -z "$lib" ]; then
-    echo "libfaketime is not installed (make deps): skipping the faked-clock part"
+    echo "(libfaketime is not installed — make deps: the faked-clock part is left out)"
 else
     echo "== hourly rotation in Asia/Kolkata (UTC+05:30), clock moved by libfaketime"
     export TZ=Asia/Kolkata
@@ -44,6 +49,9 @@ else
     sleep 0.5
     show
     for f in "$dir"/log.*; do echo "  --- $(basename "$f")"; sed 's/^/    /' "$f"; done
+    [ "$(readlink "$dir/current")" = log.202601010700 ] && [ "$(ls "$dir"/log.* | wc -l)" = 3 ] &&
+        grep -q '^\[01/Jan/2026:06:10:0[0-9] +0530\] ' "$dir/log.202601010600" ||
+        fail "expected three hourly files at IST boundaries, current -> log.202601010700"
     unset TZ
     rm -rf "$dir"
 fi
@@ -66,11 +74,16 @@ wait "$pid"
 pid=
 show
 echo "  current -> $(readlink "$dir/current"): $(cat "$dir/current")"
-for f in "$dir"/*.gz; do echo "  $(basename "$f"): $(gzip -dc "$f")"; done
+for f in "$dir"/*.gz; do echo "  $(basename "$f") holds: $(gzip -dc "$f")"; done
+[ "$(cat "$dir/current")" = "line 4" ] && [ "$(ls "$dir" | wc -l)" = 3 ] &&
+    [ "$(gzip -dc "$dir"/*.gz)" = "line 3" ] || fail "expected current + one .gz holding line 3"
 
 echo
 echo "== a 3 MiB line is written as 1 MiB pieces (the original exits on it)"
 rm -rf "$dir"
 { echo first; head -c 3145728 /dev/zero | tr '\0' x; echo; printf 'last line, no newline'; } |
     "$rl" --log-dir "$dir" 2>&1 | sed 's/^/  stderr: /'
-awk '{ printf "   line %d: %d bytes\n", NR, length($0) }' "$dir/current"
+awk '{ printf "   line %d: %7d bytes\n", NR, length($0) }' "$dir/current"
+[ "$(awk '{ n += length($0) } END { print NR, n }' "$dir/current")" = "5 3145754" ] ||
+    fail "expected 5 lines holding all 3,145,754 bytes"
+echo "   all 3,145,754 bytes are there (first + 3 MiB + last line)"

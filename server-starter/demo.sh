@@ -47,19 +47,26 @@ PY
 ask() { /usr/bin/python3 -c 'import socket,sys; c=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); c.sendall(b"x\n"); print(c.recv(100).decode().strip())' "$PORT"; }
 SS=("$B/start_server" --pid-file="$T/app.pid" --status-file="$T/app.status")
 
+echo "proves: a deploy that crashes at start-up is refused and the old worker keeps serving; 0 failed requests"
 echo v1 > "$T/release"
+echo '$ start_server --port 127.0.0.1:PORT --pid-file app.pid --status-file app.status -- python3 app.py'
 "${SS[@]}" --port=127.0.0.1:$PORT -- /usr/bin/python3 "$T/app.py" "$T/release" 2> "$T/ss.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$T/app.status" ] && break; sleep 0.1; done
 echo "serving:            $(ask)"
+echo "(a client now sends a request every 20 ms until the end)"
 /usr/bin/python3 "$T/loop.py" "$PORT" "$T/counts" & PIDS+=($!)
 
 echo broken > "$T/release"
 echo '$ start_server --restart ...     # deploy a release that crashes at start-up'
 if "${SS[@]}" --restart 2> "$T/restart.err"; then echo "FAIL: the broken deploy was accepted"; exit 1; fi
 sed 's/^/  /' "$T/restart.err"
-echo "still serving:      $(ask)"
-grep -m1 'seems to have failed to start' "$T/ss.log" | sed 's/^/  start_server: /'
+grep -m1 'seems to have failed to start' "$T/ss.log" | sed 's/^/  start_server log: /'
+grep -m1 'cannot parse config' "$T/ss.log" | sed 's/^/  the worker said:   /'
+echo "  (--restart exited 1; 256 is the raw wait status of a worker that exited 1)"
+still=$(ask)
+echo "still serving:      $still"
+[[ $still == "release v1 "* ]] || { echo "FAIL: the old worker is not serving"; exit 1; }
 
 echo v2 > "$T/release"
 echo '$ start_server --restart ...     # deploy a good release'

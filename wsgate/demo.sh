@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wsgate demo: memcached reached through wsgate-client → wsgate-server on
 # loopback (set/get), then a half-closed request whose answer still comes
-# back, then the JSON log lines both ends wrote. Quick and self-cleaning.
+# back, with the server's JSON log line for it. Quick and self-cleaning.
 set -euo pipefail
 B=${OPSKIT_BUILD:-$(pwd)/build}
 T=$(mktemp -d)
@@ -22,21 +22,22 @@ printf '127.0.0.1:%s,http://127.0.0.1:%s/proxy/memcached\n127.0.0.1:%s,http://12
 "$B/wsgate-client" --map "$T/client.map" -H "X-Demo: yes" 2> "$T/client.log" & PIDS+=($!)
 wait_port "$MC"; wait_port "$SRV"; wait_port "$CMC"; wait_port "$CUP"
 
-echo "\$ curl http://127.0.0.1:$SRV/live"
+echo "proves: TCP clients reach memcached through a WebSocket tunnel, and half-close is carried end to end"
+echo "\$ curl http://127.0.0.1:$SRV/live      # wsgate-server's health check"
 curl -s "http://127.0.0.1:$SRV/live"
 echo
 echo "memcached via 127.0.0.1:$CMC (wsgate-client) → ws://127.0.0.1:$SRV/proxy/memcached → 127.0.0.1:$MC"
 printf 'set demo 0 0 21\r\nhello through wsgate!\r\nget demo\r\nquit\r\n' |
-    socat -t 5 - TCP:127.0.0.1:$CMC
+    socat -t 5 - TCP:127.0.0.1:$CMC | tr -d '\r' | tee "$T/mc" | sed 's/^/  /'
 echo
 echo "half-close: send 100000 bytes, shut down our write side, read the upstream's answer"
-head -c 100000 /dev/zero | socat -t 5 - TCP:127.0.0.1:$CUP | tee "$T/answer"
+head -c 100000 /dev/zero | socat -t 5 - TCP:127.0.0.1:$CUP | tee "$T/answer" | sed 's/^/  /'
 sleep 0.3
 echo
-echo "wsgate-server log:"
-sed 's/^/  /' "$T/server.log"
-echo "wsgate-client log:"
-sed 's/^/  /' "$T/client.log"
-grep -q 'counted 100000 bytes' "$T/answer" || { echo "demo FAILED: no answer after half-close"; exit 1; }
-grep -q '"status":"Suceeded","read":100000' "$T/server.log" || { echo "demo FAILED"; exit 1; }
-echo "demo ok"
+echo "wsgate-server's JSON log line for that tunnel (read = bytes from the client, write = the answer):"
+grep '"destination":"counter"' "$T/server.log" | grep '"status":"Suceeded"' |
+    /usr/bin/python3 -c 'import json, sys
+for line in sys.stdin: print(json.dumps(json.loads(line), indent=2))' | sed 's/^/  /'
+grep -q 'hello through wsgate!' "$T/mc" || { echo "FAIL: memcached did not answer through the tunnel"; exit 1; }
+grep -q 'counted 100000 bytes' "$T/answer" || { echo "FAIL: no answer after half-close"; exit 1; }
+grep -q '"status":"Suceeded","read":100000' "$T/server.log" || { echo "FAIL: no Suceeded log line"; exit 1; }
