@@ -14,7 +14,8 @@
 
 MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
 BINDIR     ?= $(PREFIX)/bin
-LIBDIR     ?= $(if $(and $(filter /usr,$(PREFIX)),$(MULTIARCH)),$(PREFIX)/lib/$(MULTIARCH),$(PREFIX)/lib)
+LIBDIR     ?= $(strip $(if $(and $(filter /usr,$(PREFIX)),$(MULTIARCH)),\
+                 $(PREFIX)/lib/$(MULTIARCH),$(PREFIX)/lib))
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/opskit
 EXAMPLEDIR ?= $(DOCDIR)/examples
@@ -29,7 +30,8 @@ MANLINKS += man8/open_no_excl.so.8=man1/no_excl_open.1
 # sample files that predate those directories. Expanded when a recipe runs, so new
 # files are picked up without editing this list. dir/examples/a/b is installed as
 # EXAMPLEDIR/dir/a/b, dir/file as EXAMPLEDIR/dir/file.
-PKG_DIRS      = $(filter-out lib packaging,$(patsubst %/module.mk,%,$(wildcard */module.mk)))
+PKG_DIRS      = $(filter-out lib packaging bench fuzz tests,\
+                    $(patsubst %/module.mk,%,$(wildcard */module.mk)))
 PKG_EXDIRS    = $(wildcard $(addsuffix /examples,$(PKG_DIRS)))
 PKG_EXAMPLES  = $(sort $(if $(PKG_EXDIRS),$(shell find $(PKG_EXDIRS) -type f ! -name '.*' \
                     ! -name '*~' ! -name '*.orig' ! -name '*.rej' ! -name '*.swp')) \
@@ -71,3 +73,25 @@ uninstall:
 	@if [ -d $(DESTDIR)$(EXAMPLEDIR) ]; then \
 	  find $(DESTDIR)$(EXAMPLEDIR) -depth -type d -empty -exec rmdir {} \; ; fi
 	@if [ -d $(DESTDIR)$(DOCDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR); fi
+
+# make deb: the programs are built again in DEB_BUILD with Debian's hardening flags
+# (dpkg-buildflags, bindnow included), then scripts/deb.sh stages, checks and packs.
+DEB_BUILD ?= build-deb
+DEB_FLAGS  = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+deb:
+	$(MAKE) BUILD=$(DEB_BUILD) CFLAGS="$$($(DEB_FLAGS) CFLAGS) $$($(DEB_FLAGS) CPPFLAGS)" \
+	    LDFLAGS="$$($(DEB_FLAGS) LDFLAGS)" all
+	MAKE="$(MAKE)" scripts/deb.sh $(DEB_BUILD)
+
+clean: clean-deb
+clean-deb:
+	rm -rf $(DEB_BUILD)
+.PHONY: clean-deb
+
+# What install would put where, one NAME=VALUE a line (tests/e2e/test_package.py).
+print-install:
+	@echo "MULTIARCH=$(MULTIARCH)"; echo "BINDIR=$(BINDIR)"; echo "LIBDIR=$(LIBDIR)"
+	@echo "MANDIR=$(MANDIR)"; echo "DOCDIR=$(DOCDIR)"; echo "EXAMPLEDIR=$(EXAMPLEDIR)"
+	@echo "PROGRAMS=$(notdir $(PROGRAMS))"; echo "MANPAGES=$(MANPAGES)"
+	@echo "MANLINKS=$(MANLINKS)"; echo "EXAMPLES=$(PKG_EXAMPLES)"
+.PHONY: print-install
