@@ -16,3 +16,4 @@ $(BUILD)/tests/unit/test_sabo_lockname: $(OBJ)/sabo/lockname.o
 $(BUILD)/tests/unit/test_sabo_group: $(OBJ)/sabo/group.o $(OBJ)/sabo/lockname.o
 $(BUILD)/tests/unit/test_sabo_progress: $(OBJ)/sabo/progress.o
 FUZZ_SRCS_fuzz_sabo_lockname := sabo/lockname.c
+DEPS_PKGS += man-db groff-base # man --warnings -l in tests/e2e/test_manpages.py

@@ -635,7 +635,7 @@ int main(int argc, char **argv)
         { "public-key", 0, FLAG_STRING, &key_path, "FILE",
           "Public key for verifying JWT auth header", NULL, NULL, NULL },
         { "jwt-freshness", 0, FLAG_DURATION, &fresh, "DURATION",
-          "Time in seconds to allow generated jwt tokens (default 1h0m0s)", NULL, NULL,
+          "Maximum age of a token's iat, a duration like 90s or 1h (default 1h0m0s)", NULL, NULL,
           "1s..8760h" },
         { "handshake_timeout", 0, FLAG_DURATION, &handshake, "DURATION",
           "Handshake timeout (default 10s)", NULL, NULL, "1ms..1h" },
