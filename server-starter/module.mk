@@ -10,3 +10,4 @@ SS_SRCS := server-starter/main.c server-starter/options.c server-starter/sockets
 $(BUILD)/start_server: $(call objs,$(SS_SRCS)) $(LIBOPSKIT)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^
 FUZZ_SRCS_fuzz_start_server_specs := server-starter/options.c
+DEPS_PKGS += systemd # systemd-analyze verify of the example units (tests/e2e/test_examples.py)
