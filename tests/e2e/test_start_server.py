@@ -556,6 +556,12 @@ def test_envdir_reload_and_status_through_restart(procs, tmp_path, impl):
     assert r2["env"]["KEEP"] == "kept"
     assert ss.status() == "2:%d\n" % r2["pid"]
     assert ss.event("signal:SIGTERM", 1)
+    # let the old worker's death be handled first: Perl loads the env dir at the
+    # top of its loop, so a HUP that lands in the iteration handling that death
+    # would use the load from before the file was removed
+    wait_for(lambda: any(re.fullmatch(r"old worker %d died, status:\d+" % r1["pid"], ln)
+                         for ln in ss.lines()), what="old worker reaped")
+    time.sleep(0.3)
     (envdir / "BAR").unlink()
     ss.hup()
     ss.wait_gen(3)
