@@ -200,7 +200,7 @@ static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
                 ev_io_start(loop, &t->ws_wio);
                 return;
             }
-            char why[1200], eb[300];
+            char why[1500], eb[300];
             const char *te = transport_error(&t->ws, eb, sizeof eb);
             snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
                      *te ? te : strerror(errno));
@@ -833,7 +833,6 @@ int main(int argc, char **argv)
     cl.worker.loop = cl.loop;
     cl.worker.opts = &cl.opts;
     cl.worker.role = WS_ROLE_CLIENT;
-    cl.worker.seq = &cl.seq;
     cl.worker.on_idle = client_idle;
     cl.worker.owner = &cl;
     cl.worker.on_close = client_tunnel_closed;

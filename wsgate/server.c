@@ -160,7 +160,6 @@ static void hs_flush(struct tunnel *t)
      * that unread request bytes cannot turn our FIN into a RST that destroys
      * the response in flight. (TLS: close_notify, then the same.) */
     transport_shutdown_write(&t->ws);
-    shutdown(t->ws.fd, SHUT_WR);
     h->draining = true;
     hs_arm(t, 2.0);
     ev_io_stop(t->w->loop, &t->ws_rio);
@@ -778,7 +777,6 @@ int main(int argc, char **argv)
         sw->w.loop = sw->lw->loop;
         sw->w.opts = &srv.opts;
         sw->w.role = WS_ROLE_SERVER;
-        sw->w.seq = &srv.seq;
         sw->w.on_idle = worker_idle;
         sw->w.on_close = server_tunnel_closed;
         sw->w.owner = sw;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "transport.h"
@@ -99,6 +100,35 @@ static size_t tls_pending(struct transport *t)
     return ti && ti->ssl ? (size_t)SSL_pending(ti->ssl) : 0;
 }
 
+static void tls_shutdown(struct transport *t)
+{
+    struct tls_impl *ti = t->impl;
+    if (ti && ti->ssl && SSL_is_init_finished(ti->ssl))
+        SSL_shutdown(ti->ssl); /* close_notify; never waits for the peer's */
+    if (t->fd >= 0)
+        shutdown(t->fd, SHUT_WR);
+}
+
+static const char *tls_error(struct transport *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    struct tls_impl *ti = t->impl;
+    if (!ti)
+        return buf;
+    long vr = SSL_get_verify_result(ti->ssl);
+    if (vr != X509_V_OK) {
+        snprintf(buf, len, "tls: certificate verify failed: %s",
+                 X509_verify_cert_error_string(vr));
+        return buf;
+    }
+    if (ti->ossl) {
+        char e[256];
+        ERR_error_string_n(ti->ossl, e, sizeof e);
+        snprintf(buf, len, "tls: %s", e);
+    }
+    return buf;
+}
+
 static void tls_close(struct transport *t)
 {
     struct tls_impl *ti = t->impl;
@@ -121,6 +151,8 @@ static const struct transport_ops tls_ops = {
     .read = tls_read,
     .writev = tls_writev,
     .pending = tls_pending,
+    .shutdown = tls_shutdown,
+    .error = tls_error,
     .close = tls_close,
 };
 
@@ -216,35 +248,6 @@ int transport_tls_init(struct transport *t, int fd, struct ssl_ctx_st *ctx, cons
     t->want = 0;
     t->impl = ti;
     return 0;
-}
-
-const char *transport_error(struct transport *t, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (t->ops != &tls_ops || !t->impl)
-        return buf;
-    struct tls_impl *ti = t->impl;
-    long vr = SSL_get_verify_result(ti->ssl);
-    if (vr != X509_V_OK) {
-        snprintf(buf, len, "tls: certificate verify failed: %s",
-                 X509_verify_cert_error_string(vr));
-        return buf;
-    }
-    if (ti->ossl) {
-        char e[256];
-        ERR_error_string_n(ti->ossl, e, sizeof e);
-        snprintf(buf, len, "tls: %s", e);
-    }
-    return buf;
-}
-
-void transport_shutdown_write(struct transport *t)
-{
-    if (t->ops != &tls_ops || !t->impl)
-        return;
-    struct tls_impl *ti = t->impl;
-    if (SSL_is_init_finished(ti->ssl))
-        SSL_shutdown(ti->ssl);
 }
 
 void transport_tls_ctx_free(struct ssl_ctx_st *ctx)

@@ -33,6 +33,20 @@ static size_t tcp_pending(struct transport *t)
     return 0;
 }
 
+static void tcp_shutdown(struct transport *t)
+{
+    if (t->fd >= 0)
+        shutdown(t->fd, SHUT_WR);
+}
+
+static const char *tcp_error(struct transport *t, char *buf, size_t len)
+{
+    (void)t;
+    if (len > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
 static void tcp_close(struct transport *t)
 {
     if (t->fd >= 0)
@@ -45,6 +59,8 @@ static const struct transport_ops tcp_ops = {
     .read = tcp_read,
     .writev = tcp_writev,
     .pending = tcp_pending,
+    .shutdown = tcp_shutdown,
+    .error = tcp_error,
     .close = tcp_close,
 };
 

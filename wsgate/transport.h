@@ -22,6 +22,12 @@ struct transport_ops {
     /* Bytes already decrypted and buffered inside the transport (TLS), which
      * the socket's readiness will not announce. */
     size_t (*pending)(struct transport *t);
+    /* End our direction: no more writes (TLS: close_notify first); the peer
+     * reads EOF and can still send. Never blocks. */
+    void (*shutdown)(struct transport *t);
+    /* After a failed read/write: why, for logs, in buf (len bytes); "" when
+     * errno says it all (plain TCP). Returns buf. */
+    const char *(*error)(struct transport *t, char *buf, size_t len);
     /* Close the connection and release the transport's state (idempotent). */
     void (*close)(struct transport *t);
 };
@@ -50,7 +56,23 @@ static inline void transport_close(struct transport *t)
         t->ops->close(t);
 }
 
-#endif
+/* Shut down the write side (TLS: send close_notify, then the TCP FIN). */
+static inline void transport_shutdown_write(struct transport *t)
+{
+    if (t->ops)
+        t->ops->shutdown(t);
+}
+
+/* After a failed read/write: why, for logs ("tls: certificate verify failed:
+ * self-signed certificate"); "" when errno says it all (plain TCP). */
+static inline const char *transport_error(struct transport *t, char *buf, size_t len)
+{
+    if (!t->ops) {
+        buf[0] = '\0';
+        return buf;
+    }
+    return t->ops->error(t, buf, len);
+}
 
 /* ---- TLS (OpenSSL) ---- */
 
@@ -72,9 +94,4 @@ void transport_tls_ctx_free(struct ssl_ctx_st *ctx);
  * (the fd is closed then). */
 int transport_tls_init(struct transport *t, int fd, struct ssl_ctx_st *ctx, const char *host);
 
-/* Send TLS close_notify (no-op for plain TCP); never blocks. */
-void transport_shutdown_write(struct transport *t);
-
-/* After a failed read/write on a TLS transport: why, for logs ("certificate
- * verify failed: self-signed certificate"); "" for plain TCP. */
-const char *transport_error(struct transport *t, char *buf, size_t len);
+#endif

@@ -206,24 +206,16 @@ static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 
 /* ---- state changes ---- */
 
-static void set_where(struct tunnel *t, const char *where)
-{
-    if (!t->disconnect_at)
-        t->disconnect_at = where;
-}
+/* The places a tunnel can end; t->names gives each its disconnect_at name. */
+enum tunnel_at { AT_WS_READ, AT_TCP_WRITE, AT_TCP_READ, AT_WS_WRITE };
 
-/* An I/O failure: nothing more can be done on that socket; end now. */
-static void fail_now(struct tunnel *t, const char *where, const char *msg, int err)
+/* The first place recorded is the one logged. */
+static void set_where(struct tunnel *t, enum tunnel_at at)
 {
-    t->failed = true;
-    set_where(t, where);
-    tunnel_log(t, JSONLOG_WARN, msg, "error", strerror(err), NULL, NULL);
-    t->state = TUNNEL_CLOSING;
-    t->close_sent = true;
-    t->ws_eof = true; /* forces the close in after_event */
-    t->tcp_out_len = 0;
-    t->ws_out_len = 0;
-    t->ctrl_len = 0;
+    const struct wsg_disconnect_names *nm = t->names;
+    const char *name[] = { nm->ws_read, nm->tcp_write, nm->tcp_read, nm->ws_write };
+    if (!t->disconnect_at)
+        t->disconnect_at = name[at];
 }
 
 static void queue_ctrl(struct tunnel *t, unsigned opcode, const void *payload, size_t len)
@@ -257,6 +249,36 @@ static void begin_close(struct tunnel *t, uint16_t code, const char *reason)
     arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
 }
 
+/* The one failure path: mark t failed at `at`, log msg with "error" (msg
+ * NULL: the caller logged its own line), and end the tunnel:
+ * - code 0: the socket at `at` failed and nothing more can be done on it:
+ *   drop all pending output; tunnel_after_event() closes at once.
+ * - else: queue our close frame (code, reason) behind the pending data and
+ *   read no more from the side that failed (the peer at AT_WS_READ, the TCP
+ *   side at AT_TCP_READ); the close handshake or its deadline ends it. */
+static void tunnel_fail(struct tunnel *t, enum tunnel_at at, const char *msg, const char *error,
+                        uint16_t code, const char *reason)
+{
+    t->failed = true;
+    set_where(t, at);
+    if (msg)
+        tunnel_log(t, JSONLOG_WARN, msg, "error", error, NULL, NULL);
+    if (code == 0) {
+        t->state = TUNNEL_CLOSING;
+        t->close_sent = true;
+        t->ws_eof = true; /* forces the close in after_event */
+        t->tcp_out_len = 0;
+        t->ws_out_len = 0;
+        t->ctrl_len = 0;
+        return;
+    }
+    begin_close(t, code, reason);
+    if (at == AT_WS_READ)
+        t->close_received = true; /* the peer broke the protocol: read nothing more */
+    else if (at == AT_TCP_READ)
+        t->tcp_eof = true;
+}
+
 /* ---- WebSocket → TCP ---- */
 
 /* The descriptor to write the TCP side's output to. */
@@ -274,7 +296,7 @@ static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            fail_now(t, t->names->tcp_write, "Reading from websocket", errno);
+            tunnel_fail(t, AT_TCP_WRITE, "Reading from websocket", strerror(errno), 0, NULL);
             return;
         }
         p += n;
@@ -297,7 +319,7 @@ static void got_ws_eof_marker(struct tunnel *t)
         t->tcp_shut = true;
     }
     if (t->tcp_eof) {
-        set_where(t, t->names->ws_read);
+        set_where(t, AT_WS_READ);
         begin_close(t, WS_CLOSE_NORMAL, NULL);
     }
 }
@@ -319,12 +341,8 @@ static void inflate_some(struct tunnel *t)
             t->inflating = false;
         } else if (rc != 1) {
             t->inflating = false;
-            t->failed = true;
-            set_where(t, t->names->ws_read);
-            tunnel_log(t, JSONLOG_WARN, "NextReader", "error",
-                       t->pmd.error ? t->pmd.error : "inflate failed", NULL, NULL);
-            begin_close(t, (uint16_t)rc, "bad compressed message");
-            t->close_received = true;
+            tunnel_fail(t, AT_WS_READ, "NextReader", t->pmd.error ? t->pmd.error : "inflate failed",
+                        (uint16_t)rc, "bad compressed message");
         }
     }
 }
@@ -332,30 +350,22 @@ static void inflate_some(struct tunnel *t)
 static void handle_data(struct tunnel *t, const struct ws_event *ev)
 {
     if (ev->opcode != WS_OP_BINARY) {
-        t->failed = true;
-        set_where(t, t->names->ws_read);
         struct jsonlog_field f[12];
         size_t n = common_fields(t, f);
         f[n++] = JL_INT("messageType", ev->opcode);
         jsonlog_write(JSONLOG_WARN, "BinaryMessage required", f, n);
-        begin_close(t, WS_CLOSE_UNSUPPORTED_DATA, "binary messages only");
-        t->close_received = true; /* read nothing more */
+        tunnel_fail(t, AT_WS_READ, NULL, NULL, WS_CLOSE_UNSUPPORTED_DATA, "binary messages only");
         return;
     }
     if (t->close_sent || t->tcp_shut) {
-        if (t->ws_eof_received && ev->len > 0) {
-            t->failed = true;
-            set_where(t, t->names->ws_read);
-            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "data after end of stream",
-                       NULL, NULL);
-            begin_close(t, WS_CLOSE_PROTOCOL_ERROR, "data after end of stream");
-            t->close_received = true;
-        }
+        if (t->ws_eof_received && ev->len > 0)
+            tunnel_fail(t, AT_WS_READ, "NextReader", "data after end of stream",
+                        WS_CLOSE_PROTOCOL_ERROR, "data after end of stream");
         return; /* closing: nowhere to deliver */
     }
     if (ev->compressed && t->pmd_on) {
         if (!need_buf(&t->zin, WSG_BUF_SIZE)) {
-            fail_now(t, t->names->ws_read, "NextReader", ENOMEM);
+            tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
             return;
         }
         ws_pmd_inflate_input(&t->pmd, ev->data, ev->len, ev->message_end);
@@ -381,26 +391,26 @@ static void handle_control(struct tunnel *t, const struct ws_event *ev)
         break;
     case WS_OP_PONG:
         break;
-    case WS_OP_CLOSE:
+    case WS_OP_CLOSE: {
         t->close_received = true;
         t->close_code = ev->close_code;
-        set_where(t, t->names->ws_read);
+        set_where(t, AT_WS_READ);
+        if (t->close_sent)
+            break;
+        /* echo the peer's code; one not allowed on the wire (1005: none given) sends 1000 */
+        uint16_t code = ws_close_code_valid(ev->close_code) ? ev->close_code : WS_CLOSE_NORMAL;
         if (ev->close_code != WS_CLOSE_NORMAL && ev->close_code != WS_CLOSE_GOING_AWAY &&
-            ev->close_code != WS_CLOSE_NO_STATUS && !t->close_sent) {
+            ev->close_code != WS_CLOSE_NO_STATUS) {
             char msg[200];
             snprintf(msg, sizeof msg, "websocket: close %u (%s): %.*s", ev->close_code,
                      ws_close_code_str(ev->close_code), (int)ev->reason_len,
                      (const char *)ev->reason);
-            t->failed = true;
-            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", msg, NULL, NULL);
-        }
-        if (!t->close_sent) {
-            uint16_t code = ev->close_code;
-            if (!ws_close_code_valid(code))
-                code = WS_CLOSE_NORMAL;
+            tunnel_fail(t, AT_WS_READ, "NextReader", msg, code, NULL);
+        } else {
             begin_close(t, code, NULL);
         }
         break;
+    }
     }
 }
 
@@ -433,11 +443,7 @@ static void ws_pump(struct tunnel *t)
             handle_control(t, &ev);
             break;
         case WS_EV_ERROR:
-            t->failed = true;
-            set_where(t, t->names->ws_read);
-            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", ev.error, NULL, NULL);
-            begin_close(t, ev.close_code, ev.error);
-            t->close_received = true; /* the decoder is done: read nothing more */
+            tunnel_fail(t, AT_WS_READ, "NextReader", ev.error, ev.close_code, ev.error);
             return;
         }
     }
@@ -448,7 +454,8 @@ static void tunnel_after_event(struct tunnel *t);
 static bool ws_can_read(const struct tunnel *t)
 {
     return t->state != TUNNEL_HANDSHAKE && !t->ws_eof && !t->close_received &&
-           t->tcp_out_len == 0 && !t->inflating && t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
+           t->tcp_out_len == 0 && !t->inflating &&
+           t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
 /* Read from the WebSocket and deliver, a few rounds while the TCP side keeps
@@ -456,7 +463,7 @@ static bool ws_can_read(const struct tunnel *t)
 static void ws_read_some(struct tunnel *t)
 {
     if (ws_can_read(t) && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
-        fail_now(t, t->names->ws_read, "NextReader", ENOMEM);
+        tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
         return;
     }
     for (int round = 0; round < 8 && ws_can_read(t); round++) {
@@ -471,7 +478,7 @@ static void ws_read_some(struct tunnel *t)
                 return; /* drained for now */
         } else if (n == 0) {
             t->ws_eof = true;
-            set_where(t, t->names->ws_read);
+            set_where(t, AT_WS_READ);
             if (!t->close_received && !t->close_sent && t->ws_rlen > t->ws_rpos) {
                 t->failed = true; /* cut in the middle of a frame */
                 tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL,
@@ -481,7 +488,7 @@ static void ws_read_some(struct tunnel *t)
             return;
         } else {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                fail_now(t, t->names->ws_read, "NextReader", errno);
+                tunnel_fail(t, AT_WS_READ, "NextReader", strerror(errno), 0, NULL);
             return;
         }
     }
@@ -527,7 +534,7 @@ static void ws_flush(struct tunnel *t)
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            fail_now(t, t->names->ws_write, "WriteMessage", errno);
+            tunnel_fail(t, AT_WS_WRITE, "WriteMessage", strerror(errno), 0, NULL);
             return;
         }
         size_t k = (size_t)n < t->ws_out_len ? (size_t)n : t->ws_out_len;
@@ -564,7 +571,7 @@ static void tcp_read_some(struct tunnel *t)
     if (!need_buf(&t->tcp_rbuf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
         (t->pmd_on &&
          !need_buf(&t->zout, WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE)))) {
-        fail_now(t, t->names->tcp_read, "Reading from dest", ENOMEM);
+        tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(ENOMEM), 0, NULL);
         return;
     }
     uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
@@ -581,12 +588,9 @@ static void tcp_read_some(struct tunnel *t)
                 body = t->zout + WS_MAX_HEADER;
                 if (ws_pmd_compress(&t->pmd, payload, (size_t)n, body,
                                     ws_pmd_compress_bound(WSG_BUF_SIZE), &blen) < 0) {
-                    t->failed = true;
-                    set_where(t, t->names->tcp_read);
-                    tunnel_log(t, JSONLOG_WARN, "WriteMessage", "error",
-                               t->pmd.error ? t->pmd.error : "compression failed", NULL, NULL);
-                    t->tcp_eof = true;
-                    begin_close(t, WS_CLOSE_INTERNAL_ERROR, "compression failed");
+                    tunnel_fail(t, AT_TCP_READ, "WriteMessage",
+                                t->pmd.error ? t->pmd.error : "compression failed",
+                                WS_CLOSE_INTERNAL_ERROR, "compression failed");
                     ws_flush(t);
                     return;
                 }
@@ -610,11 +614,11 @@ static void tcp_read_some(struct tunnel *t)
                 t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role,
                                               WS_OP_BINARY, true, 0, 0);
                 if (t->ws_eof_received) {
-                    set_where(t, t->names->tcp_read);
+                    set_where(t, AT_TCP_READ);
                     begin_close(t, WS_CLOSE_NORMAL, NULL);
                 }
             } else {
-                set_where(t, t->names->tcp_read);
+                set_where(t, AT_TCP_READ);
                 begin_close(t, WS_CLOSE_NORMAL, NULL);
             }
             ws_flush(t);
@@ -622,14 +626,11 @@ static void tcp_read_some(struct tunnel *t)
         } else {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return;
-            int e = errno;
-            t->failed = true;
-            set_where(t, t->names->tcp_read);
-            tunnel_log(t, JSONLOG_WARN, "Reading from dest", "error", strerror(e), NULL, NULL);
-            t->tcp_eof = true;
+            /* the TCP socket is dead both ways; the WebSocket closes cleanly */
             t->tcp_out_len = 0;
             t->tcp_shut = true;
-            begin_close(t, WS_CLOSE_GOING_AWAY, "upstream connection failed");
+            tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(errno), WS_CLOSE_GOING_AWAY,
+                        "upstream connection failed");
             ws_flush(t);
             return;
         }
@@ -664,10 +665,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     (void)loop;
     (void)revents;
     struct tunnel *t = tm->data;
-    if (t->state == TUNNEL_HANDSHAKE) {
-        tunnel_close(t); /* handshake code arms its own timers; this is a fallback */
-        return;
-    }
+    /* the close-handshake deadline (and a fallback during the handshake,
+     * whose code arms its own timers) */
     tunnel_close(t);
 }
 
@@ -689,11 +688,8 @@ static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
         t->last_alive = t->last_tx;
     double limit = t->w->opts->ping_timeout;
     if (limit > 0 && now - t->last_alive >= limit) {
-        t->failed = true;
-        set_where(t, t->names->ws_read);
-        tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "ping timeout: peer silent", NULL,
-                   NULL);
-        tunnel_close(t);
+        tunnel_fail(t, AT_WS_READ, "NextReader", "ping timeout: peer silent", 0, NULL);
+        tunnel_after_event(t); /* closes: nothing is left to send */
         return;
     }
     uint8_t payload[8];

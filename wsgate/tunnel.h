@@ -61,7 +61,6 @@ struct wsg_worker {
     struct ev_loop *loop;
     const struct wsg_opts *opts;
     enum ws_role role;
-    uint64_t *seq;         /* shared counter of accepted connections */
     unsigned long open;    /* tunnels (including handshakes) alive */
     unsigned long relaying; /* tunnels past the handshake */
     void (*on_idle)(struct wsg_worker *w); /* called when open drops to 0 */
@@ -122,7 +121,7 @@ struct tunnel {
     uint64_t nread, nwrite;  /* payload bytes received / sent over the WebSocket */
     const char *disconnect_at;
     bool failed;
-    uint16_t close_code;     /* received close code, 0 = none */
+    uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
     const struct wsg_disconnect_names *names;
     char remote_addr[80], xff[256], dest[1024], upstream[300], user[256];
     uint8_t *dump[2];        /* dump buffers (direction 1, 2), owned */
