@@ -175,6 +175,27 @@ void net_peer_name(int fd, char *buf, size_t buflen)
         net_format_addr((struct sockaddr *)&ss, len, buf, buflen);
 }
 
+void net_local_name(int fd, char *buf, size_t buflen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (buflen)
+        buf[0] = '\0';
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        net_format_addr((struct sockaddr *)&ss, len, buf, buflen);
+}
+
+void net_join_hostport(const char *host, unsigned port, char *buf, size_t buflen)
+{
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']')
+        snprintf(buf, buflen, "%s:%u", host, port);
+    else if (strchr(host, ':'))
+        snprintf(buf, buflen, "[%s]:%u", host, port);
+    else
+        snprintf(buf, buflen, "%s:%u", host, port);
+}
+
 int net_starter_parse(const char *env, struct net_starter_port *out, size_t max, char *err,
                       size_t errlen)
 {

@@ -32,6 +32,13 @@ void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t
 /* The peer address of a connected socket, formatted as above ("" on error). */
 void net_peer_name(int fd, char *buf, size_t buflen);
 
+/* The local address of a socket (e.g. the port a ":0" listener got), formatted as above. */
+void net_local_name(int fd, char *buf, size_t buflen);
+
+/* host + port as "1.2.3.4:80" or "[::1]:80" (an IPv6 host gets brackets unless it
+ * has them already), for net_listen, net_dial and URLs. */
+void net_join_hostport(const char *host, unsigned port, char *buf, size_t buflen);
+
 /* One entry of SERVER_STARTER_PORT: "127.0.0.1:8086=3" or "8086=3". */
 struct net_starter_port {
     char addr[128]; /* the part before '=' */

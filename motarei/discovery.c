@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "jsonlog.h"
+#include "net.h"
 
 /* ---- snapshots ---- */
 
@@ -285,11 +286,9 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
 static void probe_start(struct mt_discovery *d, struct probe *p, double now)
 {
     if (d->cfg.check == MT_CHECK_HTTP) {
-        char url[512];
-        const char *ip = d->cfg.connect_ip;
-        int v6 = strchr(ip, ':') != NULL;
-        snprintf(url, sizeof url, "http://%s%s%s:%u%s", v6 ? "[" : "", ip, v6 ? "]" : "",
-                 p->public_port, d->cfg.check_path);
+        char hp[80], url[512];
+        net_join_hostport(d->cfg.connect_ip, p->public_port, hp, sizeof hp);
+        snprintf(url, sizeof url, "http://%s%s", hp, d->cfg.check_path);
         p->easy = curl_easy_init();
         if (!p->easy) {
             probe_done(p, 0, now);
@@ -589,8 +588,8 @@ static void *discovery_main(void *arg)
 }
 
 struct mt_discovery *mt_discovery_start(const struct mt_discovery_config *cfg,
-                                        const struct mt_docker *docker,
-                                        const struct mt_list *first, char *err, size_t errlen)
+                                        const struct mt_docker *docker, struct mt_list *first,
+                                        char *err, size_t errlen)
 {
     struct mt_discovery *d = calloc(1, sizeof *d);
     if (!d) {
@@ -607,67 +606,14 @@ struct mt_discovery *mt_discovery_start(const struct mt_discovery_config *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* deep copy of the first list */
-    d->list.c = calloc(first->n ? first->n : 1, sizeof *d->list.c);
-    if (!d->list.c)
+    d->list = *first; /* ours now */
+    first->c = NULL;
+    first->n = 0;
+    if (mt_docker_filtered_url(&d->docker, "/containers/json", cfg->label, d->ls_url,
+                               sizeof d->ls_url, err, errlen) < 0 ||
+        mt_docker_filtered_url(&d->docker, "/events", cfg->label, d->ev_url, sizeof d->ev_url,
+                               err, errlen) < 0)
         goto fail;
-    for (size_t i = 0; i < first->n; i++) {
-        d->list.c[i] = first->c[i];
-        d->list.c[i].ports = calloc(first->c[i].nports + 1, sizeof *d->list.c[i].ports);
-        if (!d->list.c[i].ports)
-            goto fail;
-        memcpy(d->list.c[i].ports, first->c[i].ports,
-               first->c[i].nports * sizeof *d->list.c[i].ports);
-        d->list.n++;
-    }
-    /* URLs */
-    CURL *e = curl_easy_init();
-    char *fs_label = NULL, *fs_ev = NULL;
-    {
-        char *js = NULL;
-        size_t cap = strlen(cfg->label) * 6 + 256;
-        js = malloc(cap);
-        char *lab = malloc(strlen(cfg->label) * 6 + 8);
-        if (js && lab && e) {
-            /* JSON-escape the label */
-            size_t o = 0;
-            for (const char *p = cfg->label; *p; p++) {
-                unsigned char c = (unsigned char)*p;
-                if (c == '"' || c == '\\')
-                    o += (size_t)sprintf(lab + o, "\\%c", c);
-                else if (c < 0x20)
-                    o += (size_t)sprintf(lab + o, "\\u%04x", c);
-                else
-                    lab[o++] = (char)c;
-            }
-            lab[o] = 0;
-            snprintf(js, cap, "{\"label\":[\"%s\"]}", lab);
-            fs_label = curl_easy_escape(e, js, 0);
-            snprintf(js, cap,
-                     "{\"type\":[\"container\"],\"label\":[\"%s\"],\"event\":[\"start\",\"die\","
-                     "\"destroy\",\"health_status\"]}",
-                     lab);
-            fs_ev = curl_easy_escape(e, js, 0);
-        }
-        free(js);
-        free(lab);
-    }
-    if (!fs_label || !fs_ev) {
-        snprintf(err, errlen, "out of memory");
-        curl_free(fs_label);
-        curl_free(fs_ev);
-        if (e)
-            curl_easy_cleanup(e);
-        goto fail;
-    }
-    char path[2048];
-    snprintf(path, sizeof path, "/containers/json?filters=%s", fs_label);
-    mt_docker_url(&d->docker, path, d->ls_url, sizeof d->ls_url);
-    snprintf(path, sizeof path, "/events?filters=%s", fs_ev);
-    mt_docker_url(&d->docker, path, d->ev_url, sizeof d->ev_url);
-    curl_free(fs_label);
-    curl_free(fs_ev);
-    curl_easy_cleanup(e);
 
     d->next_list = now_mono() + cfg->relist_interval;
     sync_probes(d);

@@ -426,29 +426,39 @@ int mt_docker_ping(struct mt_docker *d, char *err, size_t errlen)
     return 0;
 }
 
-int mt_docker_list(struct mt_docker *d, const char *label, struct mt_list *out, char *err,
-                   size_t errlen)
+int mt_docker_filtered_url(const struct mt_docker *d, const char *what, const char *label,
+                           char *url, size_t urllen, char *err, size_t errlen)
 {
-    char url[2048], path[1600];
-    json_t *f = json_pack("{s:[s]}", "label", label);
+    int events = strcmp(what, "/events") == 0;
+    json_t *f = events ? json_pack("{s:[s],s:[s],s:[s,s,s,s]}", "type", "container", "label",
+                                   label, "event", "start", "die", "destroy", "health_status")
+                       : json_pack("{s:[s]}", "label", label);
     char *fs = f ? json_dumps(f, JSON_COMPACT) : NULL;
     json_decref(f);
     CURL *e = curl_easy_init();
     char *esc = fs && e ? curl_easy_escape(e, fs, 0) : NULL;
     free(fs);
-    if (!esc || strlen(esc) > 1400) {
+    if (e)
+        curl_easy_cleanup(e);
+    char path[1600];
+    if (!esc || (size_t)snprintf(path, sizeof path, "%s?filters=%s", what, esc) >= sizeof path) {
         snprintf(err, errlen, esc ? "label too long" : "out of memory");
         curl_free(esc);
-        if (e)
-            curl_easy_cleanup(e);
         return -1;
     }
-    curl_easy_cleanup(e);
-    snprintf(path, sizeof path, "/containers/json?filters=%s", esc);
     curl_free(esc);
-    mt_docker_url(d, path, url, sizeof url);
+    mt_docker_url(d, path, url, urllen);
+    return 0;
+}
+
+int mt_docker_list(struct mt_docker *d, const char *label, struct mt_list *out, char *err,
+                   size_t errlen)
+{
+    char url[2048];
+    if (mt_docker_filtered_url(d, "/containers/json", label, url, sizeof url, err, errlen) < 0)
+        return -1;
     struct mt_body b = { .max = 64 << 20 };
-    e = easy_for(d, url, &b, 10000);
+    CURL *e = easy_for(d, url, &b, 10000);
     if (!e) {
         snprintf(err, errlen, "curl: cannot create a handle");
         return -1;

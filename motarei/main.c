@@ -299,18 +299,6 @@ static void print_version(void)
     );
 }
 
-/* "0.0.0.0" / "::" / "[::]" + port → "host:port" for net_listen. */
-static void listen_addr(const char *bind, unsigned port, char *buf, size_t len)
-{
-    size_t bl = strlen(bind);
-    if (bind[0] == '[' && bl > 1 && bind[bl - 1] == ']')
-        snprintf(buf, len, "%s:%u", bind, port);
-    else if (strchr(bind, ':'))
-        snprintf(buf, len, "[%s]:%u", bind, port);
-    else
-        snprintf(buf, len, "%s:%u", bind, port);
-}
-
 /* The port of a SERVER_STARTER_PORT key ("8080", "127.0.0.1:8080", "[::1]:8080"). */
 static long starter_key_port(const char *key)
 {
@@ -402,7 +390,7 @@ int main(int argc, char **argv)
     }
     {
         char probe[80], h[64], p[16], err[128];
-        listen_addr(bind, 1, probe, sizeof probe);
+        net_join_hostport(bind, 1, probe, sizeof probe);
         if (!*bind || net_split_hostport(probe, h, sizeof h, p, sizeof p, err, sizeof err) < 0) {
             fprintf(stderr, "motarei: invalid --bind \"%s\"\n", bind);
             return 1;
@@ -479,7 +467,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < m.nports; i++) {
         char addr[160];
-        listen_addr(bind, m.ports[i], addr, sizeof addr);
+        net_join_hostport(bind, m.ports[i], addr, sizeof addr);
         names[i] = strdup(addr);
         fds[i] = -1;
         for (int k = 0; k < nsp; k++) {

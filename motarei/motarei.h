@@ -81,6 +81,11 @@ int mt_docker_ping(struct mt_docker *d, char *err, size_t errlen);
 /* GET /containers/json?filters={"label":[label]}. */
 int mt_docker_list(struct mt_docker *d, const char *label, struct mt_list *out, char *err,
                    size_t errlen);
+/* The URL of what ("/containers/json" or "/events") filtered on label (events:
+ * containers' start, die, destroy and health_status only). Returns 0, or -1
+ * with a reason in err. */
+int mt_docker_filtered_url(const struct mt_docker *d, const char *what, const char *label,
+                           char *url, size_t urllen, char *err, size_t errlen);
 /* The URL (and, for unix sockets, the path) for an API request path. */
 void mt_docker_url(const struct mt_docker *d, const char *path_and_query, char *url,
                    size_t urllen);
@@ -154,10 +159,11 @@ struct mt_discovery_config {
 
 struct mt_discovery;
 
-/* Build the first snapshot from list (no probes yet) and start the thread. */
+/* Build the first snapshot from list (no probes yet; the discovery takes the
+ * list over, leaving *first empty) and start the thread. */
 struct mt_discovery *mt_discovery_start(const struct mt_discovery_config *cfg,
-                                        const struct mt_docker *docker,
-                                        const struct mt_list *first, char *err, size_t errlen);
+                                        const struct mt_docker *docker, struct mt_list *first,
+                                        char *err, size_t errlen);
 /* Ask for a re-list now (any thread). */
 void mt_discovery_poke(struct mt_discovery *d);
 /* Stop and join the thread, free everything. */

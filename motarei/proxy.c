@@ -194,10 +194,7 @@ static void dial_next(struct conn *c)
     }
     const struct mt_backend *b = &pb->b[c->next++];
     char target[128];
-    const char *ip = m->cfg.connect_ip;
-    int v6 = strchr(ip, ':') != NULL;
-    snprintf(target, sizeof target, "%s%s%s:%u", v6 ? "[" : "", ip, v6 ? "]" : "",
-             b->public_port);
+    net_join_hostport(m->cfg.connect_ip, b->public_port, target, sizeof target);
     c->dial = net_dial(c->ml->w->loop, target, m->cfg.connect_timeout, dialed, c);
     if (!c->dial) {
         snprintf(c->last_err, sizeof c->last_err, "out of memory");

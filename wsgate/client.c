@@ -856,7 +856,7 @@ int main(int argc, char **argv)
             return 1;
         }
         char bound[160];
-        wsg_local_name(l->fd, bound, sizeof bound);
+        net_local_name(l->fd, bound, sizeof bound);
         jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
                 JL_STR("address", bound), JL_STR("upstream", l->url));
         acceptor_start(cl.loop, &l->acceptor, l->fd, l->listen, client_accept, l);

@@ -11,16 +11,6 @@
 #include "net.h"
 #include "wsgate.h"
 
-void wsg_local_name(int fd, char *buf, size_t buflen)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (buflen)
-        buf[0] = '\0';
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        net_format_addr((struct sockaddr *)&ss, len, buf, buflen);
-}
-
 int wsg_port_check(const char *hostport, int allow_zero, char *why, size_t whylen)
 {
     char host[256], port[32];

@@ -738,7 +738,7 @@ int main(int argc, char **argv)
             return 1;
         }
         char bound[160];
-        wsg_local_name(srv.listen_fd, bound, sizeof bound);
+        net_local_name(srv.listen_fd, bound, sizeof bound);
         jsonlog(JSONLOG_INFO, "Listening", JL_STR("listen", listen_addr),
                 JL_STR("address", bound));
     } else {

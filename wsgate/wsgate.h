@@ -36,9 +36,6 @@ int wsg_upstream_check(const char *v, char *why, size_t whylen);
 /* The HOST:PORT check alone; allow_zero for listeners (":0" = any free port).
  * Same returns as wsg_upstream_check. */
 int wsg_port_check(const char *hostport, int allow_zero, char *why, size_t whylen);
-/* The address a listening socket is bound to ("127.0.0.1:40123", "[::]:80"),
- * for the log line of a ":0" listener; "" when unknown. */
-void wsg_local_name(int fd, char *buf, size_t buflen);
 
 /* ---- server: JWT verification with an RSA public key ---- */
 
