@@ -76,6 +76,17 @@ static int keep(struct relay_half *h, const char *p, size_t n)
     return 0;
 }
 
+/* The input ended and everything read has been written: pass the EOF on. */
+static void carry_eof(struct relay_half *h)
+{
+    if (!h->shut) {
+        h->shut = 1;
+        /* ENOTCONN: the other side is already gone; its own read half will
+         * report that */
+        shutdown(h->other->fd, SHUT_WR);
+    }
+}
+
 /* Returns 0 (wait for the next event), or -1 with a reason in the relay. */
 static int half_pump(struct relay_half *h)
 {
@@ -113,12 +124,7 @@ static int half_pump(struct relay_half *h)
             return -1;
         }
         if (h->eof) {
-            if (!h->shut) {
-                h->shut = 1;
-                /* ENOTCONN: the other side is already gone; its own read
-                 * half will report that */
-                shutdown(dst, SHUT_WR);
-            }
+            carry_eof(h);
             return 0;
         }
         if (h->splicing) {
@@ -168,8 +174,12 @@ static int half_pump(struct relay_half *h)
             }
         }
         if (n == 0) {
+            /* reads happen only with nothing pending, so the EOF goes on now:
+             * left to a next round, it was lost when this was the last round
+             * of the event (no watcher wants an ended, drained half) */
             h->eof = 1;
-            continue;
+            carry_eof(h);
+            return 0;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
