@@ -17,3 +17,6 @@ $(BUILD)/tests/unit/test_jsonlog: LDLIBS += -lev
 $(BUILD)/tests/unit/test_mapfile: LDLIBS += -lev
 FUZZ_SRCS_fuzz_jwt_claims := wsgate/auth.c
 FUZZ_LDLIBS_fuzz_jwt_claims := -ljwt $(call pkg,jansson) -lssl -lcrypto
+# the tunnel state machine on socketpairs
+$(BUILD)/tests/unit/test_wsgate_tunnel: $(call objs,wsgate/tunnel.c wsgate/transport.c wsgate/tls.c)
+$(BUILD)/tests/unit/test_wsgate_tunnel: LDLIBS += $(LIBOPSKIT) -lev -lssl -lcrypto -lpthread $(LIB_LDLIBS)

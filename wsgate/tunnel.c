@@ -479,8 +479,9 @@ static void ws_read_some(struct tunnel *t)
         } else if (n == 0) {
             t->ws_eof = true;
             set_where(t, AT_WS_READ);
-            if (!t->close_received && !t->close_sent && t->ws_rlen > t->ws_rpos) {
-                t->failed = true; /* cut in the middle of a frame */
+            if (!t->close_received && !t->close_sent &&
+                (t->ws_rlen > t->ws_rpos || ws_decoder_in_message(&t->dec))) {
+                t->failed = true; /* cut in a header, a payload or a fragmented message */
                 tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL,
                            NULL);
             }

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "relay.h"
+#include "socket_pairs.h"
 
 struct fixture {
     struct ev_loop *loop;
@@ -63,27 +64,6 @@ static void *loop_main(void *arg)
     struct fixture *f = arg;
     ev_run(f->loop, 0);
     return NULL;
-}
-
-static void nonblock(int fd)
-{
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-/* A connected loopback TCP pair. */
-static void tcp_pair(int sv[2])
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(l, 1), 0);
-    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
-    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(sv[0], (struct sockaddr *)&sa, sizeof sa), 0);
-    sv[1] = accept(l, NULL, NULL);
-    assert_true(sv[1] >= 0);
-    close(l);
 }
 
 #define NO_PREFILL ((size_t)-1)

@@ -1,0 +1,681 @@
+/* Unit tests of wsgate's tunnel state machine on socketpairs, no network and
+ * no handshake: a tunnel is built the way server.c/client.c leave it after
+ * the upgrade (tunnel_new, a transport on one end of a socketpair, the TCP
+ * side on another, tunnel_start), its worker loop runs in a thread, and the
+ * test plays both outer ends with plain blocking calls: the WebSocket peer
+ * (framing with lib/ws, masked when the tunnel is the server) and the TCP
+ * side (the upstream for the server, the local application for the client).
+ *
+ * Every close order is driven in both roles: the peer closes first, the TCP
+ * side ends first, half-close each way (the "wsgate-half-close" agreement),
+ * an EOF in the middle of a frame, a reset TCP side, a protocol error, an
+ * abnormal close code. Each checks what both ends see on the wire and what
+ * the tunnel reports when it ends (status, disconnect_at, byte counts). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "socket_pairs.h"
+#include "jsonlog.h"
+#include "../../wsgate/tunnel.h"
+#include "ws.h"
+
+#define WAIT_MS 10000 /* any single wait; a hang fails the test instead */
+
+static const struct wsg_disconnect_names names = {
+    .ws_read = "ws_read", .tcp_write = "tcp_write", .tcp_read = "tcp_read",
+    .ws_write = "ws_write",
+};
+
+/* What the tunnel reported as it ended (w->on_close). */
+struct ended {
+    int count;
+    bool failed;
+    char at[32];
+    uint64_t nread, nwrite;
+    uint16_t close_code;
+};
+
+struct harness {
+    struct ev_loop *loop;
+    pthread_t th;
+    struct wsg_opts opts;
+    struct wsg_worker w;
+    struct tunnel *t;
+    int peer;  /* the test's WebSocket end */
+    int app;   /* the test's TCP end */
+    enum ws_role peer_role;
+    struct ws_decoder dec;
+    uint8_t *rbuf; /* the peer's receive buffer */
+    size_t rlen, rpos;
+    struct ended end;
+    char logpath[64];
+    int logfd;
+};
+
+static struct ended *g_end; /* the running harness's record (one at a time) */
+
+static void on_close(struct tunnel *t)
+{
+    g_end->count++;
+    g_end->failed = t->failed;
+    snprintf(g_end->at, sizeof g_end->at, "%s", t->disconnect_at ? t->disconnect_at : "");
+    g_end->nread = t->nread;
+    g_end->nwrite = t->nwrite;
+    g_end->close_code = t->close_code;
+}
+
+static void on_idle(struct wsg_worker *w)
+{
+    ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void *loop_main(void *arg)
+{
+    struct harness *h = arg;
+    ev_run(h->loop, 0);
+    return NULL;
+}
+
+/* role: the tunnel's. tcp_app: the TCP side on loopback TCP (else a
+ * socketpair). */
+static struct harness *start(enum ws_role role, bool half_close, bool tcp_app)
+{
+    struct harness *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    snprintf(h->logpath, sizeof h->logpath, "/tmp/test_wsgate_tunnel.XXXXXX");
+    h->logfd = mkstemp(h->logpath);
+    assert_true(h->logfd >= 0);
+    jsonlog_set_fd(h->logfd);
+    g_end = &h->end;
+    h->loop = ev_loop_new(EVFLAG_AUTO);
+    h->opts.write_timeout = 5;
+    h->opts.max_message = WSG_MAX_MESSAGE;
+    h->w.loop = h->loop;
+    h->w.opts = &h->opts;
+    h->w.role = role;
+    h->w.on_idle = on_idle;
+    h->w.on_close = on_close;
+    h->peer_role = role == WS_ROLE_SERVER ? WS_ROLE_CLIENT : WS_ROLE_SERVER;
+    struct ws_decoder_config dc = { .role = h->peer_role };
+    ws_decoder_init(&h->dec, &dc);
+    h->rbuf = malloc(1 << 20);
+
+    int ws[2], tcp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, ws), 0);
+    if (tcp_app)
+        tcp_pair(tcp);
+    else
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, tcp), 0);
+    nonblock(ws[1]);
+    nonblock(tcp[1]);
+    h->peer = ws[0];
+    h->app = tcp[0];
+
+    struct tunnel *t = tunnel_new(&h->w, &names);
+    assert_non_null(t);
+    transport_tcp_init(&t->ws, ws[1]);
+    t->tcp_fd = tcp[1];
+    t->half_close = half_close;
+    snprintf(t->dest, sizeof t->dest, "test");
+    h->t = t;
+    tunnel_start(t, NULL, 0);
+    pthread_create(&h->th, NULL, loop_main, h);
+    return h;
+}
+
+/* The loop thread ends when the tunnel has closed (on_idle). */
+static void wait_closed(struct harness *h)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_MS / 1000;
+    assert_int_equal(pthread_timedjoin_np(h->th, NULL, &ts), 0);
+    assert_int_equal(h->end.count, 1);
+}
+
+/* The log written while h ran, NUL-terminated (caller frees). */
+static char *log_text(struct harness *h)
+{
+    off_t n = lseek(h->logfd, 0, SEEK_END);
+    char *s = calloc(1, (size_t)n + 1);
+    assert_int_equal(pread(h->logfd, s, (size_t)n, 0), n);
+    return s;
+}
+
+static void finish(struct harness *h)
+{
+    ev_loop_destroy(h->loop);
+    close(h->peer);
+    close(h->app);
+    jsonlog_set_fd(2);
+    close(h->logfd);
+    unlink(h->logpath);
+    free(h->rbuf);
+    free(h);
+}
+
+static void wait_readable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* ---- the WebSocket peer ---- */
+
+static void peer_frame(struct harness *h, unsigned opcode, bool fin, const void *data, size_t len)
+{
+    uint8_t head[WS_MAX_HEADER];
+    struct ws_frame_header hdr;
+    size_t hl = ws_frame_begin(head, &hdr, h->peer_role, opcode, fin, 0, len);
+    uint8_t *body = malloc(len ? len : 1);
+    if (len)
+        memcpy(body, data, len);
+    if (hdr.masked)
+        ws_mask(body, len, hdr.mask, 0);
+    write_all(h->peer, head, hl);
+    write_all(h->peer, body, len);
+    free(body);
+}
+
+static void peer_close(struct harness *h, uint16_t code)
+{
+    uint8_t f[WS_MAX_CONTROL_FRAME];
+    ssize_t n = ws_close_frame(f, h->peer_role, code, NULL);
+    assert_true(n > 0);
+    write_all(h->peer, f, (size_t)n);
+}
+
+/* The next event from the tunnel; ev->type 0 (NEED_MORE) means EOF. Data
+ * events point into the peer's buffer until the next call. */
+static void peer_next(struct harness *h, struct ws_event *ev)
+{
+    for (;;) {
+        size_t n = ws_decoder_feed(&h->dec, h->rbuf + h->rpos, h->rlen - h->rpos, ev);
+        h->rpos += n;
+        if (ev->type != WS_EV_NEED_MORE)
+            return;
+        memmove(h->rbuf, h->rbuf + h->rpos, h->rlen - h->rpos);
+        h->rlen -= h->rpos;
+        h->rpos = 0;
+        wait_readable(h->peer);
+        ssize_t k = read(h->peer, h->rbuf + h->rlen, (1 << 20) - h->rlen);
+        assert_true(k >= 0);
+        if (k == 0) {
+            ev->type = WS_EV_NEED_MORE;
+            return;
+        }
+        h->rlen += (size_t)k;
+    }
+}
+
+/* Collect binary payload until an empty binary message (the half-close
+ * marker) or a close frame; returns the event that ended it. */
+static struct ws_event peer_collect(struct harness *h, uint8_t *out, size_t cap, size_t *got)
+{
+    struct ws_event ev;
+    *got = 0;
+    for (;;) {
+        peer_next(h, &ev);
+        if (ev.type == WS_EV_DATA) {
+            assert_int_equal(ev.opcode, WS_OP_BINARY);
+            if (ev.message_start && ev.message_end && ev.len == 0)
+                return ev;
+            assert_true(*got + ev.len <= cap);
+            memcpy(out + *got, ev.data, ev.len);
+            *got += ev.len;
+            continue;
+        }
+        return ev; /* control, error or EOF */
+    }
+}
+
+static void expect_close_frame(struct harness *h, uint16_t code)
+{
+    uint8_t buf[64];
+    size_t got;
+    struct ws_event ev = peer_collect(h, buf, sizeof buf, &got);
+    assert_int_equal(ev.type, WS_EV_CONTROL);
+    assert_int_equal(ev.opcode, WS_OP_CLOSE);
+    assert_int_equal(ev.close_code, code);
+}
+
+/* ---- the TCP side ---- */
+
+static size_t app_read_until_eof(struct harness *h, uint8_t *out, size_t cap)
+{
+    size_t got = 0;
+    for (;;) {
+        wait_readable(h->app);
+        ssize_t n = read(h->app, out + got, cap - got);
+        if (n <= 0)
+            return got;
+        got += (size_t)n;
+        assert_true(got < cap);
+    }
+}
+
+static void app_read_exact(struct harness *h, uint8_t *out, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        wait_readable(h->app);
+        ssize_t n = read(h->app, out + got, len - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((i * 2654435761u + seed) >> 9);
+}
+
+/* Threads for the TCP side, so that big transfers both ways at once do not
+ * deadlock on full buffers (no cmocka asserts off the main thread). */
+struct app_io {
+    int fd;
+    uint8_t *p;
+    size_t n;
+    size_t done;
+};
+
+static void *app_writer_main(void *arg)
+{
+    struct app_io *a = arg;
+    while (a->done < a->n) {
+        ssize_t k = write(a->fd, a->p + a->done, a->n - a->done);
+        if (k <= 0)
+            break;
+        a->done += (size_t)k;
+    }
+    return NULL;
+}
+
+static void *app_reader_main(void *arg)
+{
+    struct app_io *a = arg;
+    while (a->done < a->n) {
+        struct pollfd p = { .fd = a->fd, .events = POLLIN };
+        if (poll(&p, 1, WAIT_MS) != 1)
+            break;
+        ssize_t k = read(a->fd, a->p + a->done, a->n - a->done);
+        if (k <= 0)
+            break;
+        a->done += (size_t)k;
+    }
+    return NULL;
+}
+
+/* ---- cases ---- */
+
+/* Data both ways at once (MiBs, frames of assorted sizes), then the peer
+ * closes first: the close is echoed, the TCP side reads EOF, the tunnel ends
+ * "Suceeded" at ws_read with exact counts. */
+static void peer_closes_first(enum ws_role role)
+{
+    struct harness *h = start(role, false, false);
+    size_t up = 3u << 20, down = 2u << 20;
+    uint8_t *a = malloc(up), *b = malloc(down), *ra = malloc(up), *rb = malloc(down);
+    fill(a, up, 1);
+    fill(b, down, 2);
+    struct app_io aw = { .fd = h->app, .p = b, .n = down };
+    struct app_io ar = { .fd = h->app, .p = ra, .n = up };
+    pthread_t wt, rt;
+    pthread_create(&wt, NULL, app_writer_main, &aw);
+    pthread_create(&rt, NULL, app_reader_main, &ar);
+    /* the download is read by the peer in between its frames */
+    size_t off = 0, step = 1, total = 0;
+    while (off < up || total < down) {
+        if (off < up) {
+            size_t k = step < up - off ? step : up - off;
+            peer_frame(h, WS_OP_BINARY, true, a + off, k);
+            off += k;
+            step = step > 200000 ? 1 : step * 7 + 13;
+        }
+        struct pollfd p = { .fd = h->peer, .events = POLLIN };
+        while (total < down && (off == up || poll(&p, 1, 0) == 1)) {
+            struct ws_event ev;
+            peer_next(h, &ev);
+            assert_int_equal(ev.type, WS_EV_DATA);
+            assert_true(total + ev.len <= down);
+            memcpy(rb + total, ev.data, ev.len);
+            total += ev.len;
+            if (h->rpos == h->rlen && off < up)
+                break; /* nothing buffered: back to sending */
+        }
+    }
+    pthread_join(wt, NULL);
+    pthread_join(rt, NULL);
+    assert_int_equal(ar.done, up);
+    assert_memory_equal(ra, a, up);
+    assert_memory_equal(rb, b, down);
+    peer_close(h, WS_CLOSE_NORMAL);
+    expect_close_frame(h, WS_CLOSE_NORMAL);
+    uint8_t c[8];
+    assert_int_equal(app_read_until_eof(h, c, sizeof c), 0); /* the TCP side was closed */
+    wait_closed(h);
+    assert_false(h->end.failed);
+    assert_string_equal(h->end.at, "ws_read");
+    assert_int_equal(h->end.nread, up);
+    assert_int_equal(h->end.nwrite, down);
+    assert_int_equal(h->end.close_code, WS_CLOSE_NORMAL);
+    char *log = log_text(h);
+    assert_non_null(strstr(log, "\"Connected\""));
+    assert_non_null(strstr(log, "\"Suceeded\""));
+    free(log);
+    free(a);
+    free(b);
+    free(ra);
+    free(rb);
+    finish(h);
+}
+
+static void test_peer_closes_first(void **s)
+{
+    (void)s;
+    peer_closes_first(WS_ROLE_SERVER);
+    peer_closes_first(WS_ROLE_CLIENT);
+}
+
+/* The TCP side ends first, no half-close agreed: what it sent arrives, then
+ * a close 1000; the peer echoes it and the tunnel ends at tcp_read. */
+static void tcp_ends_first(enum ws_role role)
+{
+    struct harness *h = start(role, false, false);
+    write_all(h->app, "bye", 3);
+    shutdown(h->app, SHUT_WR);
+    uint8_t buf[64];
+    size_t got;
+    struct ws_event ev = peer_collect(h, buf, sizeof buf, &got);
+    assert_int_equal(got, 3);
+    assert_memory_equal(buf, "bye", 3);
+    assert_int_equal(ev.type, WS_EV_CONTROL);
+    assert_int_equal(ev.opcode, WS_OP_CLOSE);
+    assert_int_equal(ev.close_code, WS_CLOSE_NORMAL);
+    peer_close(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_false(h->end.failed);
+    assert_string_equal(h->end.at, "tcp_read");
+    assert_int_equal(h->end.nwrite, 3);
+    finish(h);
+}
+
+static void test_tcp_ends_first(void **s)
+{
+    (void)s;
+    tcp_ends_first(WS_ROLE_SERVER);
+    tcp_ends_first(WS_ROLE_CLIENT);
+}
+
+/* Half-close, peer first: its empty binary message becomes a FIN on the TCP
+ * side, which can still answer for as long as it likes; its own EOF then
+ * becomes the marker back and the close handshake. */
+static void half_close_peer_first(enum ws_role role)
+{
+    struct harness *h = start(role, true, false);
+    peer_frame(h, WS_OP_BINARY, true, "request", 7);
+    peer_frame(h, WS_OP_BINARY, true, NULL, 0);
+    uint8_t buf[256];
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 7);
+    assert_memory_equal(buf, "request", 7);
+    for (int i = 0; i < 20; i++) {
+        write_all(h->app, "answer", 6);
+        size_t got = 0;
+        while (got < 6) {
+            struct ws_event ev;
+            peer_next(h, &ev);
+            assert_int_equal(ev.type, WS_EV_DATA);
+            memcpy(buf + got, ev.data, ev.len);
+            got += ev.len;
+        }
+        assert_memory_equal(buf, "answer", 6);
+    }
+    assert_int_equal(h->end.count, 0);
+    shutdown(h->app, SHUT_WR);
+    size_t got;
+    struct ws_event ev = peer_collect(h, buf, sizeof buf, &got);
+    assert_int_equal(ev.type, WS_EV_DATA); /* the marker */
+    assert_int_equal(got, 0);
+    expect_close_frame(h, WS_CLOSE_NORMAL);
+    peer_close(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_false(h->end.failed);
+    assert_int_equal(h->end.nread, 7);
+    assert_int_equal(h->end.nwrite, 120);
+    finish(h);
+}
+
+static void test_half_close_peer_first(void **s)
+{
+    (void)s;
+    half_close_peer_first(WS_ROLE_SERVER);
+    half_close_peer_first(WS_ROLE_CLIENT);
+}
+
+/* Half-close, TCP side first: its EOF becomes the marker; the peer keeps
+ * sending and the TCP side keeps receiving; the peer's marker then ends it. */
+static void half_close_tcp_first(enum ws_role role)
+{
+    struct harness *h = start(role, true, false);
+    shutdown(h->app, SHUT_WR);
+    uint8_t buf[256];
+    size_t got;
+    struct ws_event ev = peer_collect(h, buf, sizeof buf, &got);
+    assert_int_equal(ev.type, WS_EV_DATA);
+    assert_int_equal(got, 0);
+    for (int i = 0; i < 20; i++) {
+        peer_frame(h, WS_OP_BINARY, true, "more", 4);
+        app_read_exact(h, buf, 4);
+        assert_memory_equal(buf, "more", 4);
+    }
+    assert_int_equal(h->end.count, 0);
+    peer_frame(h, WS_OP_BINARY, true, NULL, 0);
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 0);
+    expect_close_frame(h, WS_CLOSE_NORMAL);
+    peer_close(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_false(h->end.failed);
+    assert_int_equal(h->end.nread, 80);
+    assert_int_equal(h->end.nwrite, 0);
+    finish(h);
+}
+
+static void test_half_close_tcp_first(void **s)
+{
+    (void)s;
+    half_close_tcp_first(WS_ROLE_SERVER);
+    half_close_tcp_first(WS_ROLE_CLIENT);
+}
+
+/* The peer's connection ends in the middle of a frame: Failed at ws_read,
+ * "unexpected EOF" logged, the TCP side closed after what did arrive. */
+static void eof_mid_frame(enum ws_role role)
+{
+    struct harness *h = start(role, false, false);
+    uint8_t head[WS_MAX_HEADER];
+    struct ws_frame_header hdr;
+    size_t hl = ws_frame_begin(head, &hdr, h->peer_role, WS_OP_BINARY, true, 0, 1000);
+    uint8_t part[10] = "0123456789";
+    if (hdr.masked)
+        ws_mask(part, sizeof part, hdr.mask, 0);
+    write_all(h->peer, head, hl);
+    write_all(h->peer, part, sizeof part);
+    shutdown(h->peer, SHUT_WR);
+    uint8_t buf[64];
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 10);
+    assert_memory_equal(buf, "0123456789", 10);
+    wait_closed(h);
+    assert_true(h->end.failed);
+    assert_string_equal(h->end.at, "ws_read");
+    char *log = log_text(h);
+    assert_non_null(strstr(log, "unexpected EOF"));
+    assert_non_null(strstr(log, "\"Failed\""));
+    free(log);
+    finish(h);
+}
+
+static void test_eof_mid_frame(void **s)
+{
+    (void)s;
+    eof_mid_frame(WS_ROLE_SERVER);
+    eof_mid_frame(WS_ROLE_CLIENT);
+}
+
+/* The TCP side is reset: the peer gets close 1001 and the tunnel ends
+ * Failed at tcp_read once the peer answers. */
+static void tcp_reset(enum ws_role role)
+{
+    struct harness *h = start(role, false, true);
+    peer_frame(h, WS_OP_BINARY, true, "x", 1);
+    uint8_t c;
+    app_read_exact(h, &c, 1);
+    struct linger lg = { 1, 0 };
+    setsockopt(h->app, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(h->app);
+    h->app = socket(AF_INET, SOCK_STREAM, 0); /* finish() closes something */
+    expect_close_frame(h, WS_CLOSE_GOING_AWAY);
+    peer_close(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_true(h->end.failed);
+    assert_string_equal(h->end.at, "tcp_read");
+    finish(h);
+}
+
+static void test_tcp_reset(void **s)
+{
+    (void)s;
+    tcp_reset(WS_ROLE_SERVER);
+    tcp_reset(WS_ROLE_CLIENT);
+}
+
+/* A text message is refused with 1003 (the originals relay binary only),
+ * and a protocol error (a reserved opcode) with 1002; both end Failed. The
+ * tunnel reads nothing more from a peer that broke the protocol: it closes
+ * after its close frame (RFC 6455 7.1.7, fail the connection) without
+ * waiting for an answer. */
+static void refused(enum ws_role role, unsigned opcode, uint16_t code)
+{
+    struct harness *h = start(role, false, false);
+    if (opcode == 3) {
+        uint8_t raw[2] = { 0x83, h->peer_role == WS_ROLE_CLIENT ? 0x80 : 0x00 };
+        write_all(h->peer, raw, 2);
+        if (h->peer_role == WS_ROLE_CLIENT)
+            write_all(h->peer, "\0\0\0\0", 4);
+    } else {
+        peer_frame(h, opcode, true, "hi", 2);
+    }
+    expect_close_frame(h, code);
+    struct ws_event ev;
+    peer_next(h, &ev);
+    assert_int_equal(ev.type, WS_EV_NEED_MORE); /* then EOF */
+    uint8_t buf[8];
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 0);
+    wait_closed(h);
+    assert_true(h->end.failed);
+    assert_string_equal(h->end.at, "ws_read");
+    assert_int_equal(h->end.nread, 0);
+    finish(h);
+}
+
+static void test_refused(void **s)
+{
+    (void)s;
+    refused(WS_ROLE_SERVER, WS_OP_TEXT, WS_CLOSE_UNSUPPORTED_DATA);
+    refused(WS_ROLE_CLIENT, WS_OP_TEXT, WS_CLOSE_UNSUPPORTED_DATA);
+    refused(WS_ROLE_SERVER, 3, WS_CLOSE_PROTOCOL_ERROR);
+    refused(WS_ROLE_CLIENT, 3, WS_CLOSE_PROTOCOL_ERROR);
+}
+
+/* The peer closes with an error code: echoed, logged, Failed. */
+static void abnormal_close(enum ws_role role)
+{
+    struct harness *h = start(role, false, false);
+    peer_close(h, WS_CLOSE_INTERNAL_ERROR);
+    expect_close_frame(h, WS_CLOSE_INTERNAL_ERROR);
+    uint8_t buf[8];
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 0);
+    wait_closed(h);
+    assert_true(h->end.failed);
+    assert_int_equal(h->end.close_code, WS_CLOSE_INTERNAL_ERROR);
+    char *log = log_text(h);
+    assert_non_null(strstr(log, "websocket: close 1011"));
+    free(log);
+    finish(h);
+}
+
+static void test_abnormal_close(void **s)
+{
+    (void)s;
+    abnormal_close(WS_ROLE_SERVER);
+    abnormal_close(WS_ROLE_CLIENT);
+}
+
+/* The peer vanishes without a close frame after a complete frame: the TCP
+ * side gets what arrived and an EOF; the tunnel ends at ws_read. */
+static void peer_vanishes(enum ws_role role)
+{
+    struct harness *h = start(role, false, false);
+    peer_frame(h, WS_OP_BINARY, true, "last", 4);
+    shutdown(h->peer, SHUT_WR);
+    uint8_t buf[16];
+    assert_int_equal(app_read_until_eof(h, buf, sizeof buf), 4);
+    wait_closed(h);
+    assert_string_equal(h->end.at, "ws_read");
+    assert_int_equal(h->end.nread, 4);
+    finish(h);
+}
+
+static void test_peer_vanishes(void **s)
+{
+    (void)s;
+    peer_vanishes(WS_ROLE_SERVER);
+    peer_vanishes(WS_ROLE_CLIENT);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_closes_first),
+        cmocka_unit_test(test_tcp_ends_first),
+        cmocka_unit_test(test_half_close_peer_first),
+        cmocka_unit_test(test_half_close_tcp_first),
+        cmocka_unit_test(test_eof_mid_frame),
+        cmocka_unit_test(test_tcp_reset),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_abnormal_close),
+        cmocka_unit_test(test_peer_vanishes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
