@@ -137,8 +137,13 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     int rc;
     for (;;) {
         n = transport_read(&t->ws, buf, sizeof buf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* TLS: our handshake flight may still be queued */
+            wsg_io_wait(loop, io, t->ws.fd, t->ws.read_wait);
             return;
+        }
         if (n < 0) {
             char eb[300];
             const char *te = transport_error(&t->ws, eb, sizeof eb);
@@ -186,33 +191,23 @@ static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
-    while (h->req_off < h->req_len) {
-        struct iovec iov = { h->req + h->req_off, h->req_len - h->req_off };
-        ssize_t n = transport_writev(&t->ws, &iov, 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* TLS may need to read (handshake) before it can write */
-                ev_io_stop(loop, &t->ws_wio);
-                ev_set_cb(&t->ws_wio, hs_write_cb);
-                ev_io_set(&t->ws_wio, t->ws.fd, t->ws.want ? t->ws.want : EV_WRITE);
-                ev_io_start(loop, &t->ws_wio);
-                return;
-            }
-            char why[1500], eb[300];
-            const char *te = transport_error(&t->ws, eb, sizeof eb);
-            snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
-                     *te ? te : strerror(errno));
-            hs_fail(t, why);
+    if (transport_write_all(&t->ws, h->req, h->req_len, &h->req_off) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* TLS may need to read (handshake) before it can write */
+            ev_set_cb(&t->ws_wio, hs_write_cb);
+            wsg_io_wait(loop, &t->ws_wio, t->ws.fd, t->ws.write_wait);
             return;
         }
-        h->req_off += (size_t)n;
+        char why[1500], eb[300];
+        const char *te = transport_error(&t->ws, eb, sizeof eb);
+        snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
+                 *te ? te : strerror(errno));
+        hs_fail(t, why);
+        return;
     }
     ev_io_stop(loop, &t->ws_wio);
     ev_set_cb(&t->ws_rio, hs_read_cb);
-    ev_io_set(&t->ws_rio, t->ws.fd, EV_READ);
-    ev_io_start(loop, &t->ws_rio);
+    wsg_io_wait(loop, &t->ws_rio, t->ws.fd, t->ws.read_wait);
 }
 
 static void ws_handshake_start(struct tunnel *t, int fd);

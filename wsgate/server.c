@@ -123,27 +123,18 @@ static void hs_flush(struct tunnel *t)
 {
     struct srv_hs *h = t->hs;
     char *out = h->big ? h->big : h->out;
-    while (h->out_off < h->out_len) {
-        struct iovec iov = { out + h->out_off, h->out_len - h->out_off };
-        ssize_t n = transport_writev(&t->ws, &iov, 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                ev_io_stop(t->w->loop, &t->ws_wio);
-                ev_set_cb(&t->ws_wio, hs_write_cb);
-                ev_io_set(&t->ws_wio, t->ws.fd, t->ws.want ? t->ws.want : EV_WRITE);
-                ev_io_start(t->w->loop, &t->ws_wio);
-                return;
-            }
-            if (h->upgrade) {
-                tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", strerror(errno), NULL,
-                           NULL);
-            }
-            tunnel_close(t);
+    if (transport_write_all(&t->ws, out, h->out_len, &h->out_off) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            ev_set_cb(&t->ws_wio, hs_write_cb);
+            wsg_io_wait(t->w->loop, &t->ws_wio, t->ws.fd, t->ws.write_wait);
             return;
         }
-        h->out_off += (size_t)n;
+        if (h->upgrade) {
+            tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error", strerror(errno), NULL,
+                       NULL);
+        }
+        tunnel_close(t);
+        return;
     }
     ev_io_stop(t->w->loop, &t->ws_wio);
     if (h->upgrade) {
@@ -164,8 +155,7 @@ static void hs_flush(struct tunnel *t)
     hs_arm(t, 2.0);
     ev_io_stop(t->w->loop, &t->ws_rio);
     ev_set_cb(&t->ws_rio, hs_read_cb);
-    ev_io_set(&t->ws_rio, t->ws.fd, EV_READ);
-    ev_io_start(t->w->loop, &t->ws_rio);
+    wsg_io_wait(t->w->loop, &t->ws_rio, t->ws.fd, t->ws.read_wait);
 }
 
 static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -411,7 +401,6 @@ static void route(struct tunnel *t)
 
 static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
     struct srv_hs *h = t->hs;
@@ -419,8 +408,13 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     for (;;) {
         ssize_t n = transport_read(&t->ws, buf, sizeof buf);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* TLS: a handshake flight of ours may be queued */
+                wsg_io_wait(loop, io, t->ws.fd, t->ws.read_wait);
                 return;
+            }
             if (!h->draining && t->ws.ops != NULL) {
                 char eb[300];
                 const char *why = transport_error(&t->ws, eb, sizeof eb);

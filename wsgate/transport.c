@@ -33,6 +33,18 @@ static size_t tcp_pending(struct transport *t)
     return 0;
 }
 
+static size_t tcp_unsent(struct transport *t)
+{
+    (void)t;
+    return 0;
+}
+
+static int tcp_flush(struct transport *t)
+{
+    (void)t;
+    return 0;
+}
+
 static void tcp_shutdown(struct transport *t)
 {
     if (t->fd >= 0)
@@ -59,6 +71,8 @@ static const struct transport_ops tcp_ops = {
     .read = tcp_read,
     .writev = tcp_writev,
     .pending = tcp_pending,
+    .unsent = tcp_unsent,
+    .flush = tcp_flush,
     .shutdown = tcp_shutdown,
     .error = tcp_error,
     .close = tcp_close,
@@ -68,6 +82,7 @@ void transport_tcp_init(struct transport *t, int fd)
 {
     t->ops = &tcp_ops;
     t->fd = fd;
-    t->want = 0;
+    t->read_wait = TRANSPORT_READABLE;
+    t->write_wait = TRANSPORT_WRITABLE;
     t->impl = NULL;
 }

@@ -15,8 +15,7 @@
 
 #include "jsonlog.h"
 
-static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents);
-static void ws_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
@@ -34,8 +33,8 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     t->tcp_wfd = -1;
     t->ws.fd = -1;
     t->state = TUNNEL_HANDSHAKE;
-    ev_init(&t->ws_rio, ws_read_cb);
-    ev_init(&t->ws_wio, ws_write_cb);
+    ev_init(&t->ws_rio, ws_io_cb);
+    ev_init(&t->ws_wio, ws_io_cb);
     ev_init(&t->tcp_rio, tcp_read_cb);
     ev_init(&t->tcp_wio, tcp_write_cb);
     t->ws_rio.data = t->ws_wio.data = t->tcp_rio.data = t->tcp_wio.data = t;
@@ -287,20 +286,25 @@ static int wfd(const struct tunnel *t)
     return t->tcp_wfd == -1 ? t->tcp_fd : t->tcp_wfd;
 }
 
+/* Write to the TCP side what it takes; the rest waits in tcp_out (a pointer
+ * into the buffer it came from, which is not read into meanwhile). */
 static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
 {
-    while (len > 0) {
+    while (len > 0 && t->tcp_wr_ok) {
         ssize_t n = write(wfd(t), p, len); /* SIGPIPE is ignored by both programs */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                t->tcp_wr_ok = false;
                 break;
+            }
             tunnel_fail(t, AT_TCP_WRITE, "Reading from websocket", strerror(errno), 0, NULL);
             return;
         }
         p += n;
         len -= (size_t)n;
+        t->moves++;
     }
     t->tcp_out = p;
     t->tcp_out_len = len;
@@ -428,6 +432,8 @@ static void ws_pump(struct tunnel *t)
         size_t n = ws_decoder_feed(&t->dec, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos,
                                    &ev);
         t->ws_rpos += n;
+        if (n > 0 || ev.type != WS_EV_NEED_MORE)
+            t->moves++;
         switch (ev.type) {
         case WS_EV_NEED_MORE:
             if (t->ws_rpos > 0) {
@@ -458,86 +464,70 @@ static bool ws_can_read(const struct tunnel *t)
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
-/* Read from the WebSocket and deliver, a few rounds while the TCP side keeps
- * up (saves an epoll round trip per buffer on a busy tunnel). */
-static void ws_read_some(struct tunnel *t)
+/* One read from the WebSocket and the deliveries it allows. */
+static void ws_read_once(struct tunnel *t)
 {
-    if (ws_can_read(t) && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
+    if (!t->ws_rd_ok || !ws_can_read(t))
+        return;
+    if (!need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
         tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
         return;
     }
-    for (int round = 0; round < 8 && ws_can_read(t); round++) {
-        size_t room = WSG_BUF_SIZE - t->ws_rlen;
-        ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
-        if (n > 0) {
-            t->ws_rlen += (size_t)n;
-            t->busy = true;
-            t->last_alive = ev_now(t->w->loop);
-            ws_pump(t);
-            if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
-                return; /* drained for now */
-        } else if (n == 0) {
-            t->ws_eof = true;
-            set_where(t, AT_WS_READ);
-            if (!t->close_received && !t->close_sent &&
-                (t->ws_rlen > t->ws_rpos || ws_decoder_in_message(&t->dec))) {
-                t->failed = true; /* cut in a header, a payload or a fragmented message */
-                tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL,
-                           NULL);
-            }
-            arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
-            return;
-        } else {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                tunnel_fail(t, AT_WS_READ, "NextReader", strerror(errno), 0, NULL);
-            return;
-        }
-    }
-}
-
-static void ws_read_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct tunnel *t = io->data;
-    ws_read_some(t);
-    tunnel_after_event(t);
-}
-
-static void tcp_read_some(struct tunnel *t);
-
-static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct tunnel *t = io->data;
-    if (t->tcp_out_len > 0)
-        tcp_send(t, t->tcp_out, t->tcp_out_len);
-    if (t->tcp_out_len == 0 && !t->ws_eof) {
+    size_t room = WSG_BUF_SIZE - t->ws_rlen;
+    ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
+    if (n > 0) {
+        t->moves++;
+        t->ws_rlen += (size_t)n;
+        t->busy = true;
+        t->last_alive = ev_now(t->w->loop);
         ws_pump(t);
-        ws_read_some(t);
+        if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
+            t->ws_rd_ok = false; /* drained for now: the watcher says when there is more */
+    } else if (n == 0) {
+        t->moves++;
+        t->ws_eof = true;
+        set_where(t, AT_WS_READ);
+        if (!t->close_received && !t->close_sent &&
+            (t->ws_rlen > t->ws_rpos || ws_decoder_in_message(&t->dec))) {
+            t->failed = true; /* cut in a header, a payload or a fragmented message */
+            tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL, NULL);
+        }
+        arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->ws_rd_ok = false;
+    } else if (errno != EINTR) {
+        tunnel_fail(t, AT_WS_READ, "NextReader", strerror(errno), 0, NULL);
     }
-    tunnel_after_event(t);
 }
 
 /* ---- TCP → WebSocket ---- */
 
+/* Send the pending data frame, the control queue behind it, and whatever the
+ * transport holds itself (TLS records). */
 static void ws_flush(struct tunnel *t)
 {
-    while (t->ws_out_len > 0 || t->ctrl_len > 0) {
+    while (t->ws_wr_ok &&
+           (t->ws_out_len > 0 || t->ctrl_len > 0 || transport_unsent(&t->ws) > 0)) {
         struct iovec iov[2];
         int cnt = 0;
         if (t->ws_out_len > 0)
             iov[cnt++] = (struct iovec){ t->ws_out, t->ws_out_len };
         if (t->ctrl_len > 0)
             iov[cnt++] = (struct iovec){ t->ctrl, t->ctrl_len };
-        ssize_t n = transport_writev(&t->ws, iov, cnt);
+        ssize_t n = cnt ? transport_writev(&t->ws, iov, cnt) : transport_flush(&t->ws);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                t->ws_wr_ok = false;
                 return;
+            }
+            if (errno == EINTR)
+                continue;
             tunnel_fail(t, AT_WS_WRITE, "WriteMessage", strerror(errno), 0, NULL);
             return;
         }
+        t->moves++;
+        if (cnt == 0)
+            continue; /* the transport's own queue went out */
         size_t k = (size_t)n < t->ws_out_len ? (size_t)n : t->ws_out_len;
         t->last_tx = ev_now(t->w->loop);
         if (k > 0) {
@@ -563,11 +553,10 @@ static bool tcp_can_read(const struct tunnel *t)
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
-/* Read from the TCP side, frame, send; a few rounds while the WebSocket
- * keeps up. */
-static void tcp_read_some(struct tunnel *t)
+/* One read from the TCP side, framed and sent. */
+static void tcp_read_once(struct tunnel *t)
 {
-    if (!tcp_can_read(t))
+    if (!t->tcp_rd_ok || !tcp_can_read(t))
         return;
     if (!need_buf(&t->tcp_rbuf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
         (t->pmd_on &&
@@ -576,66 +565,99 @@ static void tcp_read_some(struct tunnel *t)
         return;
     }
     uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
-    for (int round = 0; round < 8 && tcp_can_read(t); round++) {
-        ssize_t n = read(t->tcp_fd, payload, WSG_BUF_SIZE);
-        if (n > 0) {
-            t->busy = true;
-            struct ws_frame_header hdr;
-            uint8_t head[WS_MAX_HEADER];
-            uint8_t *body = payload;
-            size_t blen = (size_t)n;
-            unsigned rsv = 0;
-            if (t->pmd_on) {
-                body = t->zout + WS_MAX_HEADER;
-                if (ws_pmd_compress(&t->pmd, payload, (size_t)n, body,
-                                    ws_pmd_compress_bound(WSG_BUF_SIZE), &blen) < 0) {
-                    tunnel_fail(t, AT_TCP_READ, "WriteMessage",
-                                t->pmd.error ? t->pmd.error : "compression failed",
-                                WS_CLOSE_INTERNAL_ERROR, "compression failed");
-                    ws_flush(t);
-                    return;
-                }
-                rsv = WS_RSV1;
-            }
-            size_t hl = ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, rsv,
-                                       (uint64_t)blen);
-            if (hdr.masked)
-                ws_mask(body, blen, hdr.mask, 0);
-            t->ws_out = body - hl;
-            memcpy(t->ws_out, head, hl);
-            t->ws_out_len = hl + blen;
-            t->ws_out_payload = (size_t)n;
-            ws_flush(t);
-            if ((size_t)n < WSG_BUF_SIZE)
+    ssize_t n = read(t->tcp_fd, payload, WSG_BUF_SIZE);
+    if (n > 0) {
+        t->moves++;
+        t->busy = true;
+        struct ws_frame_header hdr;
+        uint8_t head[WS_MAX_HEADER];
+        uint8_t *body = payload;
+        size_t blen = (size_t)n;
+        unsigned rsv = 0;
+        if (t->pmd_on) {
+            body = t->zout + WS_MAX_HEADER;
+            if (ws_pmd_compress(&t->pmd, payload, (size_t)n, body,
+                                ws_pmd_compress_bound(WSG_BUF_SIZE), &blen) < 0) {
+                tunnel_fail(t, AT_TCP_READ, "WriteMessage",
+                            t->pmd.error ? t->pmd.error : "compression failed",
+                            WS_CLOSE_INTERNAL_ERROR, "compression failed");
                 return;
-        } else if (n == 0) {
-            t->tcp_eof = true;
-            if (t->half_close) {
-                struct ws_frame_header hdr;
-                t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role,
-                                              WS_OP_BINARY, true, 0, 0);
-                if (t->ws_eof_received) {
-                    set_where(t, AT_TCP_READ);
-                    begin_close(t, WS_CLOSE_NORMAL, NULL);
-                }
-            } else {
+            }
+            rsv = WS_RSV1;
+        }
+        size_t hl = ws_frame_begin(head, &hdr, t->w->role, WS_OP_BINARY, true, rsv,
+                                   (uint64_t)blen);
+        if (hdr.masked)
+            ws_mask(body, blen, hdr.mask, 0);
+        t->ws_out = body - hl;
+        memcpy(t->ws_out, head, hl);
+        t->ws_out_len = hl + blen;
+        t->ws_out_payload = (size_t)n;
+        ws_flush(t); /* header and payload in one write, now */
+        if ((size_t)n < WSG_BUF_SIZE)
+            t->tcp_rd_ok = false; /* drained for now */
+    } else if (n == 0) {
+        t->moves++;
+        t->tcp_eof = true;
+        if (t->half_close) {
+            struct ws_frame_header hdr;
+            t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role,
+                                          WS_OP_BINARY, true, 0, 0);
+            if (t->ws_eof_received) {
                 set_where(t, AT_TCP_READ);
                 begin_close(t, WS_CLOSE_NORMAL, NULL);
             }
-            ws_flush(t);
-            return;
         } else {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            /* the TCP socket is dead both ways; the WebSocket closes cleanly */
-            t->tcp_out_len = 0;
-            t->tcp_shut = true;
-            tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(errno), WS_CLOSE_GOING_AWAY,
-                        "upstream connection failed");
-            ws_flush(t);
-            return;
+            set_where(t, AT_TCP_READ);
+            begin_close(t, WS_CLOSE_NORMAL, NULL);
         }
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->tcp_rd_ok = false;
+    } else if (errno != EINTR) {
+        /* the TCP socket is dead both ways; the WebSocket closes cleanly */
+        t->tcp_out_len = 0;
+        t->tcp_shut = true;
+        tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(errno), WS_CLOSE_GOING_AWAY,
+                    "upstream connection failed");
     }
+}
+
+/* ---- the one progress loop ---- */
+
+/* Every event ends here: move whatever can move, both ways, until nothing
+ * does (bounded, so one busy tunnel cannot starve its loop: the level-
+ * triggered watchers bring it back), then set the watchers from the state.
+ * Writes come first so that reads find room; no callback calls another. */
+static void tunnel_progress(struct tunnel *t)
+{
+    for (int round = 0; round < 16; round++) {
+        unsigned before = t->moves;
+        if (t->tcp_out_len > 0)
+            tcp_send(t, t->tcp_out, t->tcp_out_len);
+        if (t->tcp_out_len == 0 && !t->ws_eof)
+            ws_pump(t); /* decoding resumes once the TCP side took the last chunk */
+        ws_flush(t);
+        ws_read_once(t);
+        tcp_read_once(t);
+        if (t->moves == before)
+            break;
+    }
+    tunnel_after_event(t);
+}
+
+/* Both WebSocket watchers: the readiness the socket reports frees whichever
+ * operation waits for it (TLS may read on writable, write on readable). */
+static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct tunnel *t = io->data;
+    unsigned ready = (revents & EV_READ ? TRANSPORT_READABLE : 0) |
+                     (revents & EV_WRITE ? TRANSPORT_WRITABLE : 0);
+    if (ready & t->ws.read_wait)
+        t->ws_rd_ok = true;
+    if (ready & t->ws.write_wait)
+        t->ws_wr_ok = true;
+    tunnel_progress(t);
 }
 
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -643,22 +665,17 @@ static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
-    tcp_read_some(t);
-    tunnel_after_event(t);
+    t->tcp_rd_ok = true;
+    tunnel_progress(t);
 }
 
-static void ws_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
-    ws_flush(t);
-    /* the control queue had room again: resume decoding */
-    if (t->tcp_out_len == 0 && t->ws_rpos < t->ws_rlen && !t->ws_eof)
-        ws_pump(t);
-    if (t->ws_out_len == 0)
-        tcp_read_some(t);
-    tunnel_after_event(t);
+    t->tcp_wr_ok = true;
+    tunnel_progress(t);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
@@ -698,8 +715,7 @@ static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     for (int i = 0; i < 8; i++)
         payload[i] = (uint8_t)(ms >> (56 - 8 * i));
     queue_ctrl(t, WS_OP_PING, payload, sizeof payload);
-    ws_flush(t);
-    tunnel_after_event(t);
+    tunnel_progress(t);
 }
 
 /* ---- after every event ---- */
@@ -716,7 +732,8 @@ static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
 
 static void tunnel_after_event(struct tunnel *t)
 {
-    bool ws_flushed = t->ws_out_len == 0 && t->ctrl_len == 0;
+    bool ws_flushed =
+        t->ws_out_len == 0 && t->ctrl_len == 0 && transport_unsent(&t->ws) == 0;
     if (t->ws_eof && (t->tcp_out_len == 0 || t->tcp_shut)) {
         tunnel_close(t);
         return;
@@ -726,11 +743,15 @@ static void tunnel_after_event(struct tunnel *t)
         return;
     }
     struct ev_loop *loop = t->w->loop;
-    io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, ws_can_read(t));
+    bool want_read = ws_can_read(t);
+    unsigned ws_ev = transport_events(&t->ws, want_read, !t->ws_eof && !ws_flushed);
+    io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, ws_ev & TRANSPORT_READABLE);
+    io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, ws_ev & TRANSPORT_WRITABLE);
     /* TLS may hold decrypted bytes the socket will not announce again */
-    if (ws_can_read(t) && t->ws.ops->pending(&t->ws))
+    if (want_read && t->ws.ops->pending(&t->ws)) {
+        t->ws_rd_ok = true;
         ev_feed_event(loop, &t->ws_rio, EV_READ);
-    io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, !t->ws_eof && !ws_flushed);
+    }
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
     io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->tcp_out_len > 0 && wfd(t) >= 0);
 }
@@ -748,9 +769,10 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     /* the handshake code used these watchers with its own callbacks */
     ev_io_stop(t->w->loop, &t->ws_rio);
     ev_io_stop(t->w->loop, &t->ws_wio);
-    ev_set_cb(&t->ws_rio, ws_read_cb);
-    ev_set_cb(&t->ws_wio, ws_write_cb);
+    ev_set_cb(&t->ws_rio, ws_io_cb);
+    ev_set_cb(&t->ws_wio, ws_io_cb);
     ev_set_cb(&t->timer, timer_cb);
+    t->ws_rd_ok = t->ws_wr_ok = t->tcp_rd_ok = t->tcp_wr_ok = true; /* until EAGAIN says not */
     if (len > 0 && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
         tunnel_log(t, JSONLOG_ERROR, "out of memory", NULL, NULL, NULL, NULL);
         t->failed = true;
@@ -770,9 +792,8 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     if (len) {
         memcpy(t->ws_rbuf, early, len);
         t->ws_rlen = len;
-        ws_pump(t);
     }
-    tunnel_after_event(t);
+    tunnel_progress(t);
 }
 
 void tunnel_close(struct tunnel *t)

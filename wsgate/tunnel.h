@@ -44,6 +44,24 @@
 
 struct tunnel;
 
+/* libev events for a transport readiness mask (TRANSPORT_READABLE...). */
+static inline int wsg_ev_events(unsigned mask)
+{
+    return (mask & TRANSPORT_READABLE ? EV_READ : 0) | (mask & TRANSPORT_WRITABLE ? EV_WRITE : 0);
+}
+
+/* Make io wait for the readiness in mask on fd (restarting it only when that
+ * changes). */
+static inline void wsg_io_wait(struct ev_loop *loop, ev_io *io, int fd, unsigned mask)
+{
+    int ev = wsg_ev_events(mask);
+    if (ev_is_active(io) && io->fd == fd && (io->events & (EV_READ | EV_WRITE)) == ev)
+        return;
+    ev_io_stop(loop, io);
+    ev_io_set(io, fd, ev);
+    ev_io_start(loop, io);
+}
+
 /* Settings shared by every tunnel of a program (read-only once running). */
 struct wsg_opts {
     double handshake_timeout; /* seconds */
@@ -110,6 +128,11 @@ struct tunnel {
     uint8_t ctrl[4 * WS_MAX_CONTROL_FRAME];
     size_t ctrl_len;
     bool tcp_eof, tcp_shut;
+
+    /* readiness known from the last events: an operation is tried while its
+     * flag is set and cleared by its EAGAIN (the watchers set them again) */
+    bool ws_rd_ok, ws_wr_ok, tcp_rd_ok, tcp_wr_ok;
+    unsigned moves;          /* counts progress within one tunnel_progress() */
 
     ev_timer timer;          /* handshake / close-handshake deadline */
     ev_timer dump_timer;

@@ -32,6 +32,8 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "socket_pairs.h"
 #include "jsonlog.h"
@@ -69,7 +71,30 @@ struct harness {
     struct ended end;
     char logpath[64];
     int logfd;
+    SSL_CTX *peer_ctx; /* TLS: the test's side */
+    SSL *ssl;
 };
+
+/* A self-signed certificate for "localhost", made once per run. */
+static char tls_dir[64];
+static char tls_cert[96], tls_key[96];
+
+static void make_cert(void)
+{
+    if (tls_dir[0])
+        return;
+    snprintf(tls_dir, sizeof tls_dir, "/tmp/test_wsgate_tunnel_tls.XXXXXX");
+    assert_non_null(mkdtemp(tls_dir));
+    snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+    snprintf(tls_key, sizeof tls_key, "%s/key.pem", tls_dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -days 2 "
+             "-keyout %s -out %s 2>/dev/null",
+             tls_key, tls_cert);
+    assert_int_equal(system(cmd), 0);
+}
 
 static struct ended *g_end; /* the running harness's record (one at a time) */
 
@@ -95,9 +120,48 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+struct hs_thread {
+    SSL *ssl;
+    int rc;
+    volatile int done;
+};
+
+static void *peer_handshake_main(void *arg)
+{
+    struct hs_thread *x = arg;
+    x->rc = SSL_do_handshake(x->ssl);
+    x->done = 1;
+    return NULL;
+}
+
+/* The TLS handshake before the tunnel starts, as the HTTP upgrade leaves it
+ * in the programs: the test's end in a thread, the tunnel's transport driven
+ * here by reads that find no application data. */
+static void tls_handshake(struct harness *h)
+{
+    struct hs_thread x = { .ssl = h->ssl };
+    pthread_t th;
+    pthread_create(&th, NULL, peer_handshake_main, &x);
+    uint8_t c;
+    /* until the test's end is done and then 100 ms pass without handshake
+     * bytes for us (its last flight, session tickets) */
+    for (int i = 0, quiet = 0; i < WAIT_MS / 10 && quiet < 10; i++) {
+        ssize_t n = transport_read(&h->t->ws, &c, 1);
+        assert_true(n < 0 && errno == EAGAIN); /* no data before the tunnel runs */
+        struct pollfd p = { .fd = h->t->ws.fd,
+                            .events = (short)((h->t->ws.read_wait & TRANSPORT_READABLE ? POLLIN : 0) |
+                                     (h->t->ws.read_wait & TRANSPORT_WRITABLE ? POLLOUT : 0)) };
+        int r = poll(&p, 1, 10);
+        quiet = x.done && r == 0 ? quiet + 1 : 0;
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(x.rc, 1);
+}
+
 /* role: the tunnel's. tcp_app: the TCP side on loopback TCP (else a
- * socketpair). */
-static struct harness *start(enum ws_role role, bool half_close, bool tcp_app)
+ * socketpair). tls: the WebSocket side runs TLS 1.3 (the tunnel's transport
+ * is wsgate's, the test's end a blocking OpenSSL connection). */
+static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_app, bool tls)
 {
     struct harness *h = calloc(1, sizeof *h);
     assert_non_null(h);
@@ -132,14 +196,47 @@ static struct harness *start(enum ws_role role, bool half_close, bool tcp_app)
 
     struct tunnel *t = tunnel_new(&h->w, &names);
     assert_non_null(t);
-    transport_tcp_init(&t->ws, ws[1]);
+    if (tls) {
+        make_cert();
+        char err[256];
+        SSL_CTX *ours = role == WS_ROLE_SERVER
+                            ? transport_tls_server_ctx(tls_cert, tls_key, err, sizeof err)
+                            : transport_tls_client_ctx(tls_cert, err, sizeof err);
+        assert_non_null(ours);
+        assert_int_equal(
+            transport_tls_init(&t->ws, ws[1], ours, role == WS_ROLE_SERVER ? NULL : "localhost"),
+            0);
+        transport_tls_ctx_free(ours);
+        h->peer_ctx = SSL_CTX_new(role == WS_ROLE_SERVER ? TLS_client_method() : TLS_server_method());
+        assert_non_null(h->peer_ctx);
+        SSL_CTX_set_min_proto_version(h->peer_ctx, TLS1_3_VERSION);
+        if (role == WS_ROLE_CLIENT) {
+            assert_int_equal(SSL_CTX_use_certificate_chain_file(h->peer_ctx, tls_cert), 1);
+            assert_int_equal(SSL_CTX_use_PrivateKey_file(h->peer_ctx, tls_key, SSL_FILETYPE_PEM), 1);
+        }
+        h->ssl = SSL_new(h->peer_ctx);
+        SSL_set_fd(h->ssl, ws[0]);
+        if (role == WS_ROLE_SERVER)
+            SSL_set_connect_state(h->ssl);
+        else
+            SSL_set_accept_state(h->ssl);
+    } else {
+        transport_tcp_init(&t->ws, ws[1]);
+    }
     t->tcp_fd = tcp[1];
     t->half_close = half_close;
     snprintf(t->dest, sizeof t->dest, "test");
     h->t = t;
+    if (h->ssl)
+        tls_handshake(h);
     tunnel_start(t, NULL, 0);
     pthread_create(&h->th, NULL, loop_main, h);
     return h;
+}
+
+static struct harness *start(enum ws_role role, bool half_close, bool tcp_app)
+{
+    return start_tls(role, half_close, tcp_app, false);
 }
 
 /* The loop thread ends when the tunnel has closed (on_idle). */
@@ -163,6 +260,8 @@ static char *log_text(struct harness *h)
 
 static void finish(struct harness *h)
 {
+    SSL_free(h->ssl);
+    SSL_CTX_free(h->peer_ctx);
     ev_loop_destroy(h->loop);
     close(h->peer);
     close(h->app);
@@ -192,6 +291,36 @@ static void write_all(int fd, const void *buf, size_t len)
 
 /* ---- the WebSocket peer ---- */
 
+static void peer_write(struct harness *h, const void *buf, size_t len)
+{
+    if (!h->ssl) {
+        write_all(h->peer, buf, len);
+        return;
+    }
+    const uint8_t *p = buf;
+    while (len > 0) {
+        int n = SSL_write(h->ssl, p, len > 1 << 30 ? 1 << 30 : (int)len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Blocking read of what is there (waits up to WAIT_MS); 0 at EOF. */
+static ssize_t peer_read(struct harness *h, void *buf, size_t cap)
+{
+    if (!h->ssl || SSL_pending(h->ssl) == 0)
+        wait_readable(h->peer);
+    if (!h->ssl)
+        return read(h->peer, buf, cap);
+    int n = SSL_read(h->ssl, buf, (int)cap);
+    if (n <= 0) {
+        int e = SSL_get_error(h->ssl, n);
+        return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? 0 : -1;
+    }
+    return n;
+}
+
 static void peer_frame(struct harness *h, unsigned opcode, bool fin, const void *data, size_t len)
 {
     uint8_t head[WS_MAX_HEADER];
@@ -202,8 +331,8 @@ static void peer_frame(struct harness *h, unsigned opcode, bool fin, const void 
         memcpy(body, data, len);
     if (hdr.masked)
         ws_mask(body, len, hdr.mask, 0);
-    write_all(h->peer, head, hl);
-    write_all(h->peer, body, len);
+    peer_write(h, head, hl);
+    peer_write(h, body, len);
     free(body);
 }
 
@@ -212,7 +341,7 @@ static void peer_close(struct harness *h, uint16_t code)
     uint8_t f[WS_MAX_CONTROL_FRAME];
     ssize_t n = ws_close_frame(f, h->peer_role, code, NULL);
     assert_true(n > 0);
-    write_all(h->peer, f, (size_t)n);
+    peer_write(h, f, (size_t)n);
 }
 
 /* The next event from the tunnel; ev->type 0 (NEED_MORE) means EOF. Data
@@ -227,8 +356,7 @@ static void peer_next(struct harness *h, struct ws_event *ev)
         memmove(h->rbuf, h->rbuf + h->rpos, h->rlen - h->rpos);
         h->rlen -= h->rpos;
         h->rpos = 0;
-        wait_readable(h->peer);
-        ssize_t k = read(h->peer, h->rbuf + h->rlen, (1 << 20) - h->rlen);
+        ssize_t k = peer_read(h, h->rbuf + h->rlen, (1 << 20) - h->rlen);
         assert_true(k >= 0);
         if (k == 0) {
             ev->type = WS_EV_NEED_MORE;
@@ -342,9 +470,9 @@ static void *app_reader_main(void *arg)
 /* Data both ways at once (MiBs, frames of assorted sizes), then the peer
  * closes first: the close is echoed, the TCP side reads EOF, the tunnel ends
  * "Suceeded" at ws_read with exact counts. */
-static void peer_closes_first(enum ws_role role)
+static void peer_closes_first(enum ws_role role, bool tls, int keyupdate_every)
 {
-    struct harness *h = start(role, false, false);
+    struct harness *h = start_tls(role, false, false, tls);
     size_t up = 3u << 20, down = 2u << 20;
     uint8_t *a = malloc(up), *b = malloc(down), *ra = malloc(up), *rb = malloc(down);
     fill(a, up, 1);
@@ -356,9 +484,12 @@ static void peer_closes_first(enum ws_role role)
     pthread_create(&rt, NULL, app_reader_main, &ar);
     /* the download is read by the peer in between its frames */
     size_t off = 0, step = 1, total = 0;
+    int frames = 0;
     while (off < up || total < down) {
         if (off < up) {
             size_t k = step < up - off ? step : up - off;
+            if (keyupdate_every && ++frames % keyupdate_every == 0)
+                assert_int_equal(SSL_key_update(h->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
             peer_frame(h, WS_OP_BINARY, true, a + off, k);
             off += k;
             step = step > 200000 ? 1 : step * 7 + 13;
@@ -404,8 +535,84 @@ static void peer_closes_first(enum ws_role role)
 static void test_peer_closes_first(void **s)
 {
     (void)s;
-    peer_closes_first(WS_ROLE_SERVER);
-    peer_closes_first(WS_ROLE_CLIENT);
+    peer_closes_first(WS_ROLE_SERVER, false, 0);
+    peer_closes_first(WS_ROLE_CLIENT, false, 0);
+}
+
+/* The same over TLS 1.3, the peer asking for a key update (which the
+ * tunnel's side must answer with one of its own) every few frames while
+ * data flows both ways: nothing lost, nothing stuck. */
+static void test_tls_key_updates_under_traffic(void **s)
+{
+    (void)s;
+    peer_closes_first(WS_ROLE_SERVER, true, 0);
+    peer_closes_first(WS_ROLE_CLIENT, true, 0);
+    peer_closes_first(WS_ROLE_SERVER, true, 3);
+    peer_closes_first(WS_ROLE_CLIENT, true, 3);
+}
+
+static double thread_cpu(pthread_t th)
+{
+    clockid_t cid;
+    struct timespec ts;
+    assert_int_equal(pthread_getcpuclockid(th, &cid), 0);
+    assert_int_equal(clock_gettime(cid, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A key update arriving while the tunnel's output towards the peer is full:
+ * SSL_read must write its answer and cannot, so the read waits for the
+ * socket to become writable. Waiting for readable instead (with the frame
+ * behind the update already there) spins the loop at full CPU until the peer
+ * reads. Then everything arrives. */
+static void key_update_while_full(enum ws_role role)
+{
+    struct harness *h = start_tls(role, false, false, true);
+    size_t down = 4u << 20;
+    uint8_t *b = malloc(down), *rb = malloc(down);
+    fill(b, down, 3);
+    struct app_io aw = { .fd = h->app, .p = b, .n = down };
+    pthread_t wt;
+    pthread_create(&wt, NULL, app_writer_main, &aw);
+    usleep(300000); /* the tunnel fills its way to the peer, which does not read */
+    assert_true(aw.done < down);
+    assert_int_equal(SSL_key_update(h->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    peer_frame(h, WS_OP_BINARY, true, "after-update", 12);
+    usleep(200000);
+    double c0 = thread_cpu(h->th);
+    usleep(1000000);
+    double spent = thread_cpu(h->th) - c0;
+    size_t total = 0;
+    while (total < down) {
+        struct ws_event ev;
+        peer_next(h, &ev);
+        assert_int_equal(ev.type, WS_EV_DATA);
+        memcpy(rb + total, ev.data, ev.len);
+        total += ev.len;
+    }
+    pthread_join(wt, NULL);
+    assert_memory_equal(rb, b, down);
+    uint8_t got[12];
+    app_read_exact(h, got, sizeof got);
+    assert_memory_equal(got, "after-update", 12);
+    peer_close(h, WS_CLOSE_NORMAL);
+    expect_close_frame(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_false(h->end.failed);
+    free(b);
+    free(rb);
+    finish(h);
+    /* checked last so that a failure still cleans up the sockets */
+    printf("key update while full (%s): loop CPU %.3f s over 1 s\n",
+           role == WS_ROLE_SERVER ? "server" : "client", spent);
+    assert_true(spent < 0.25);
+}
+
+static void test_tls_key_update_while_full(void **s)
+{
+    (void)s;
+    key_update_while_full(WS_ROLE_SERVER);
+    key_update_while_full(WS_ROLE_CLIENT);
 }
 
 /* The TCP side ends first, no half-close agreed: what it sent arrives, then
@@ -668,6 +875,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peer_closes_first),
+        cmocka_unit_test(test_tls_key_updates_under_traffic),
+        cmocka_unit_test(test_tls_key_update_while_full),
         cmocka_unit_test(test_tcp_ends_first),
         cmocka_unit_test(test_half_close_peer_first),
         cmocka_unit_test(test_half_close_tcp_first),
@@ -677,5 +886,11 @@ int main(void)
         cmocka_unit_test(test_abnormal_close),
         cmocka_unit_test(test_peer_vanishes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (tls_dir[0]) {
+        unlink(tls_cert);
+        unlink(tls_key);
+        rmdir(tls_dir);
+    }
+    return rc;
 }
