@@ -8,17 +8,26 @@
 # Then request/response ping-pong (memcached "version", asyncio client) over
 # 1, 16 and 256 concurrent connections on the same three paths, and the RSS
 # of wsgate-server and wsgate-client per idle tunnel with IDLE tunnels open.
+# Last, both directions side by side with default socat, socat -b262144 (a
+# tuned one-hop relay) and HAProxy (mode tcp): upload and download MB/s
+# (XBYTES each, median of RUNS), the median round trip of 64-byte messages on
+# one connection, and the median of connect + one byte echoed back + close,
+# each measured by the same Python client against the same echo server.
 #
 #   OPSKIT_BUILD=build bash bench/wsgate.sh
-#   (BYTES=2147483648 RUNS=3 SECONDS_PP=5 IDLE=4000 by default)
+#   (BYTES=2147483648 RUNS=3 SECONDS_PP=5 IDLE=4000 XBYTES=1073741824 RTTS=20000
+#    CONNS=1000 by default)
 set -euo pipefail
 BUILD=${OPSKIT_BUILD:-$(pwd)/build}
 BYTES=${BYTES:-2147483648}
 RUNS=${RUNS:-3}
 SECONDS_PP=${SECONDS_PP:-5}
 IDLE=${IDLE:-4000}
+XBYTES=${XBYTES:-1073741824}
+RTTS=${RTTS:-20000}
+CONNS=${CONNS:-1000}
 OUT=${OUT:-bench/results/wsgate.md}
-for c in socat ss memcached; do command -v $c >/dev/null || { echo "bench/wsgate.sh: $c missing" >&2; exit 1; }; done
+for c in socat ss memcached haproxy; do command -v $c >/dev/null || { echo "bench/wsgate.sh: $c missing" >&2; exit 1; }; done
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
@@ -29,9 +38,11 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 
 SINK=$(free_port); RELAY=$(free_port); SRV=$(free_port); CLI=$(free_port)
 MC=$(free_port); MCRELAY=$(free_port); MCCLI=$(free_port)
-printf 'sink,127.0.0.1:%s\nmc,127.0.0.1:%s\n' $SINK $MC > "$TMP/server.map"
-printf '127.0.0.1:%s,http://127.0.0.1:%s/proxy/sink\n127.0.0.1:%s,http://127.0.0.1:%s/proxy/mc\n' \
-    $CLI $SRV $MCCLI $SRV > "$TMP/client.map"
+SRC=$(free_port); ECHO=$(free_port); SRCCLI=$(free_port); ECHOCLI=$(free_port)
+printf 'sink,127.0.0.1:%s\nmc,127.0.0.1:%s\nsrc,127.0.0.1:%s\necho,127.0.0.1:%s\n' \
+    $SINK $MC $SRC $ECHO > "$TMP/server.map"
+printf '127.0.0.1:%s,http://127.0.0.1:%s/proxy/%s\n' $CLI $SRV sink $MCCLI $SRV mc \
+    $SRCCLI $SRV src $ECHOCLI $SRV echo > "$TMP/client.map"
 socat -b 262144 TCP-LISTEN:$RELAY,bind=127.0.0.1,reuseaddr,fork,backlog=1024 TCP:127.0.0.1:$SINK & PIDS+=($!)
 socat TCP-LISTEN:$MCRELAY,bind=127.0.0.1,reuseaddr,fork,backlog=1024 TCP:127.0.0.1:$MC & PIDS+=($!)
 mcuser=(); [ "$(id -u)" = 0 ] && mcuser=(-u nobody)
@@ -39,6 +50,41 @@ memcached -l 127.0.0.1 -p $MC -U 0 -c $((IDLE + 1000)) -t 1 "${mcuser[@]}" & PID
 "$BUILD/wsgate-server" -listen 127.0.0.1:$SRV -map "$TMP/server.map" 2>"$TMP/server.log" & PIDS+=($!)
 "$BUILD/wsgate-client" --map "$TMP/client.map" 2>"$TMP/client.log" & PIDS+=($!)
 wait_port $SRV; wait_port $CLI
+
+# The echo server of the latency tests (asyncio, one process, no fork).
+/usr/bin/python3 - "$ECHO" <<'PY' & PIDS+=($!)
+import asyncio, socket, sys
+async def echo(r, w):
+    w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        b = await r.read(65536)
+        if not b:
+            break
+        w.write(b)
+    w.close()
+async def main():
+    srv = await asyncio.start_server(echo, "127.0.0.1", int(sys.argv[1]), backlog=1024)
+    await srv.serve_forever()
+asyncio.run(main())
+PY
+# The relays of the side-by-side table, each in front of sink, src and echo.
+declare -A SD ST HP
+for t in sink src echo; do SD[$t]=$(free_port); ST[$t]=$(free_port); HP[$t]=$(free_port); done
+ST[sink]=$RELAY
+declare -A TPORT=([sink]=$SINK [src]=$SRC [echo]=$ECHO)
+for t in sink src echo; do
+    socat TCP-LISTEN:${SD[$t]},bind=127.0.0.1,reuseaddr,fork,backlog=1024 TCP:127.0.0.1:${TPORT[$t]} & PIDS+=($!)
+    [ $t = sink ] || { socat -b 262144 TCP-LISTEN:${ST[$t]},bind=127.0.0.1,reuseaddr,fork,backlog=1024 \
+        TCP:127.0.0.1:${TPORT[$t]} & PIDS+=($!); }
+done
+{
+    printf 'global\n    nbthread %s\n    maxconn 4000\ndefaults\n    mode tcp\n' "$(nproc)"
+    printf '    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n'
+    for t in sink src echo; do
+        printf 'listen %s\n    bind 127.0.0.1:%s\n    server s1 127.0.0.1:%s\n' $t ${HP[$t]} ${TPORT[$t]}
+    done
+} > "$TMP/haproxy.cfg"
+haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 & PIDS+=($!)
 
 # one transfer to port $1; prints seconds
 transfer() {
@@ -123,6 +169,81 @@ PY
 )"
 SKB=$(awk -v a="$S1" -v b="$S0" -v n="$IDLE" 'BEGIN {printf "%.1f", (a-b)/n}')
 CKB=$(awk -v a="$C1" -v b="$C0" -v n="$IDLE" 'BEGIN {printf "%.1f", (a-b)/n}')
+# ---- both directions and latency, side by side ----
+# one download from port $1 (the source writes XBYTES of zeros); prints MB/s
+download() {
+    socat -u -b 262144 OPEN:/dev/zero,readbytes=$XBYTES TCP-LISTEN:$SRC,bind=127.0.0.1,reuseaddr & local src=$!
+    for _ in $(seq 200); do ss -ltn "sport = :$SRC" | grep -q LISTEN && break; sleep 0.02; done
+    local t0 t1
+    t0=$(date +%s.%N)
+    socat -u -b 262144 TCP:127.0.0.1:$1 OPEN:/dev/null
+    wait $src
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v n="$XBYTES" 'BEGIN {printf "%.0f\n", n/(b-a)/1e6}'
+}
+upload() { # port → MB/s
+    local s; s=$(BYTES=$XBYTES transfer "$1")
+    awk -v s="$s" -v n="$XBYTES" 'BEGIN {printf "%.0f\n", n/s/1e6}'
+}
+# median round trip (µs) of RTTS 64-byte messages on one connection, and the
+# median (µs) of CONNS connect + 1 byte echoed + close
+latency() {
+    /usr/bin/python3 - "$1" "$RTTS" "$CONNS" <<'PY'
+import socket, sys, time
+port, n, conns = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def med(v):
+    v.sort()
+    return v[len(v) // 2] * 1e6
+s = socket.create_connection(("127.0.0.1", port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+msg, buf, rtt = b"x" * 64, bytearray(64), []
+for i in range(n + 200):
+    t0 = time.perf_counter()
+    s.sendall(msg)
+    got = 0
+    while got < 64:
+        got += s.recv_into(memoryview(buf)[got:])
+    if i >= 200:  # warm-up
+        rtt.append(time.perf_counter() - t0)
+s.close()
+cfb = []
+for i in range(conns):
+    t0 = time.perf_counter()
+    c = socket.create_connection(("127.0.0.1", port))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sendall(b"x")
+    if c.recv(1) != b"x":
+        sys.exit("no echo on port %d" % port)
+    c.close()
+    cfb.append(time.perf_counter() - t0)
+print("%.0f %.0f" % (med(rtt), med(cfb)))
+PY
+}
+XPATHS=(direct socat socat-tuned haproxy wsgate)
+xport() { # path target → port
+    case $1 in
+        direct) echo "${TPORT[$2]}" ;;
+        socat) echo "${SD[$2]}" ;;
+        socat-tuned) echo "${ST[$2]}" ;;
+        haproxy) echo "${HP[$2]}" ;;
+        wsgate) case $2 in sink) echo $CLI ;; src) echo $SRCCLI ;; echo) echo $ECHOCLI ;; esac ;;
+    esac
+}
+wait_port $SRCCLI; wait_port $ECHOCLI; wait_port ${HP[echo]}; wait_port $ECHO
+declare -A XUP XDN XRTT XCFB
+for p in "${XPATHS[@]}"; do : > "$TMP/up.$p"; : > "$TMP/dn.$p"; done
+for _ in $(seq "$RUNS"); do # interleaved: every path once per round
+    for p in "${XPATHS[@]}"; do
+        upload "$(xport $p sink)" >> "$TMP/up.$p"
+        download "$(xport $p src)" >> "$TMP/dn.$p"
+    done
+done
+for p in "${XPATHS[@]}"; do
+    XUP[$p]=$(median < "$TMP/up.$p")
+    XDN[$p]=$(median < "$TMP/dn.$p")
+    read -r XRTT[$p] XCFB[$p] <<<"$(latency "$(xport $p echo)")"
+done
+
 {
     echo "### wsgate: one-stream throughput on loopback ($(nproc) CPUs, $(date -u +%Y-%m-%d))"
     echo
@@ -156,4 +277,30 @@ CKB=$(awk -v a="$C1" -v b="$C0" -v n="$IDLE" 'BEGIN {printf "%.1f", (a-b)/n}')
     echo "|---|---:|---:|---:|"
     echo "| wsgate-server | $S0 | $S1 | $SKB |"
     echo "| wsgate-client | $C0 | $C1 | $CKB |"
+    echo
+    echo "#### both directions and latency, next to a tuned one-hop relay"
+    echo
+    echo "Upload (app → wsgate-client → wsgate-server → upstream) and download (upstream → app),"
+    echo "$XBYTES bytes, median of $RUNS interleaved rounds; 64-byte round trip: median of $RTTS on"
+    echo "one connection; connect + first byte: median of $CONNS connect, 1 byte echoed, close."
+    echo "The latency client and echo server are the same Python for every route."
+    echo
+    echo "| route | upload MB/s | download MB/s | 64 B round trip µs | connect + first byte µs |"
+    echo "|---|---:|---:|---:|---:|"
+    for p in "${XPATHS[@]}"; do
+        case $p in
+            direct) lab="direct TCP" ;;
+            socat) lab="socat relay, default buffers" ;;
+            socat-tuned) lab="socat -b262144 relay" ;;
+            haproxy) lab="HAProxy $(haproxy -v | awk 'NR==1 {print $3}') mode tcp" ;;
+            wsgate) lab="wsgate-client → wsgate-server (two hops)" ;;
+        esac
+        echo "| $lab | ${XUP[$p]} | ${XDN[$p]} | ${XRTT[$p]} | ${XCFB[$p]} |"
+    done
+    xr() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a/b}'; }
+    for ref in socat-tuned haproxy; do
+        [ $ref = haproxy ] && lab="wsgate / HAProxy" || lab="wsgate / socat -b262144"
+        echo "| **$lab** | $(xr ${XUP[wsgate]} ${XUP[$ref]}) | $(xr ${XDN[wsgate]} ${XDN[$ref]}) |" \
+             "$(xr ${XRTT[wsgate]} ${XRTT[$ref]}) | $(xr ${XCFB[wsgate]} ${XCFB[$ref]}) |"
+    done
 } | tee "$OUT"

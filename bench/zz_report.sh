@@ -319,6 +319,23 @@ def wsgate():
         table(head, rows)
         headlines.append(("wsgate", "an idle tunnel costs %s KiB of RSS per end"
                           % rows[0][-1]))
+    both = find(t, "both directions", "route")
+    if both:
+        head, rows = both
+        out.append("**Both directions and latency next to a tuned one-hop relay** "
+                   "(socat -b262144) and HAProxy.")
+        out.append("")
+        table(head, rows)
+        data = [r for r in rows if not r[0].startswith("**")]
+        bars("wsgate-directions.png", "Upload and download through each route (higher is "
+             "better)", "MB/s", [label(r[0]) for r in data],
+             [("upload", [num(r[1]) for r in data]), ("download", [num(r[2]) for r in data])],
+             fmtv="%.0f", rotate=True)
+        ts = [r for r in rows if "socat -b262144" in r[0] and r[0].startswith("**")]
+        if ts:
+            r = ts[0]
+            headlines.append(("wsgate", "two hops against socat -b262144's one: upload %s, "
+                              "download %s, 64-byte round trip %s" % (r[1], r[2], r[3])))
 
 
 # ---------------------------------------------------------------- motarei
