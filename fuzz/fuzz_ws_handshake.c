@@ -16,7 +16,9 @@ static int server_run(const uint8_t *in, size_t len, size_t step, size_t *used, 
                       size_t sumlen)
 {
     struct ws_hs_server s;
-    if (ws_hs_server_init(&s, 2048) < 0) abort();
+    static const struct ws_hs_extra extra[] = { { "x-forwarded-for", true },
+                                                { "x-goog-authenticated-user-email", false } };
+    if (ws_hs_server_init_extra(&s, 2048, extra, 2) < 0) abort();
     size_t pos = 0;
     int r = WS_HS_MORE;
     while (pos < len) {
@@ -50,8 +52,8 @@ static int server_run(const uint8_t *in, size_t len, size_t step, size_t *used, 
         /* a summary that must not depend on how the input was cut */
         size_t n = 0;
         const char *f[] = {
-            q->target,     q->host,    q->origin,     q->authorization, q->x_forwarded_for,
-            q->user_email, q->upgrade, q->connection, q->key,           q->version,
+            q->target,   q->host,    q->origin,     q->authorization, q->extra[0],
+            q->extra[1], q->upgrade, q->connection, q->key,           q->version,
             q->extensions, q->protocol};
         for (size_t i = 0; i < sizeof f / sizeof *f && n + 1 < sumlen; i++) {
             const char *v = f[i] ? f[i] : "(null)";

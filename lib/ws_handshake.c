@@ -26,8 +26,6 @@ enum {
     H_HOST,
     H_ORIGIN,
     H_AUTHORIZATION,
-    H_XFF,
-    H_USER_EMAIL,
     H_UPGRADE,
     H_CONNECTION,
     H_KEY,
@@ -39,6 +37,8 @@ enum {
     H_COUNT
 };
 
+_Static_assert(H_COUNT <= 16, "ws_hs_head.off has 16 slots for the known headers");
+
 static const struct {
     const char *name;
     bool list; /* repeats are joined with ", " (else a repeat is an error) */
@@ -47,8 +47,6 @@ static const struct {
     [H_HOST] = {"host", false},
     [H_ORIGIN] = {"origin", false},
     [H_AUTHORIZATION] = {"authorization", false},
-    [H_XFF] = {"x-forwarded-for", true},
-    [H_USER_EMAIL] = {"x-goog-authenticated-user-email", false},
     [H_UPGRADE] = {"upgrade", true},
     [H_CONNECTION] = {"connection", true},
     [H_KEY] = {"sec-websocket-key", false},
@@ -227,10 +225,15 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                     break;
                 }
             }
+            for (size_t i = 0; h->cur < 0 && i < h->n_extra; i++) {
+                if (strcmp(h->field, h->extra[i].name) == 0)
+                    h->cur = H_COUNT + (int)i;
+            }
         }
         if (h->cur >= 0) {
             uint32_t old = h->off[h->cur];
-            if (old && !known[h->cur].list)
+            bool list = h->cur < H_COUNT ? known[h->cur].list : h->extra[h->cur - H_COUNT].list;
+            if (old && !list)
                 return head_fail(h, 400, "repeated header that must appear once");
             if (old) {
                 /* Join a repeated list header: copy the earlier value to the
@@ -343,8 +346,21 @@ static int head_feed(struct ws_hs_head *h, const uint8_t *buf, size_t len, size_
 
 int ws_hs_server_init(struct ws_hs_server *s, size_t max_head)
 {
+    return ws_hs_server_init_extra(s, max_head, NULL, 0);
+}
+
+int ws_hs_server_init_extra(struct ws_hs_server *s, size_t max_head,
+                            const struct ws_hs_extra *extra, size_t n)
+{
     memset(s, 0, sizeof *s);
-    return head_init(&s->head, false, max_head);
+    if (n > WS_HS_MAX_EXTRA) {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = head_init(&s->head, false, max_head);
+    s->head.extra = extra;
+    s->head.n_extra = n;
+    return rc;
 }
 
 void ws_hs_server_free(struct ws_hs_server *s)
@@ -414,8 +430,6 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
     r->host = head_str(h, H_HOST);
     r->origin = head_str(h, H_ORIGIN);
     r->authorization = head_str(h, H_AUTHORIZATION);
-    r->x_forwarded_for = head_str(h, H_XFF);
-    r->user_email = head_str(h, H_USER_EMAIL);
     r->upgrade = head_str(h, H_UPGRADE);
     r->connection = head_str(h, H_CONNECTION);
     r->key = head_str(h, H_KEY);
@@ -423,6 +437,8 @@ int ws_hs_server_feed(struct ws_hs_server *s, const uint8_t *buf, size_t len, si
     r->extensions = head_str(h, H_EXTENSIONS);
     r->protocol = head_str(h, H_PROTOCOL);
     r->user_agent = head_str(h, H_USER_AGENT);
+    for (size_t i = 0; i < h->n_extra; i++)
+        r->extra[i] = head_str(h, H_COUNT + (int)i);
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
     r->has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);

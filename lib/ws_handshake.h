@@ -39,13 +39,26 @@ bool ws_hs_key_valid(const char *key);
 /* A fresh random Sec-WebSocket-Key (getrandom), NUL-terminated. */
 int ws_hs_key_generate(char out[WS_HS_KEY_LEN + 1]);
 
+/* A header an application wants from the request besides the handshake's
+ * own (wsgate: X-Forwarded-For, X-Goog-Authenticated-User-Email): its name
+ * in lower case, and whether repeats are joined with ", " (else a repeat is
+ * an error, 400). */
+#define WS_HS_MAX_EXTRA 8
+struct ws_hs_extra {
+    const char *name;
+    bool list;
+};
+
 /* Private state of an incremental head parse (both sides). */
 struct ws_hs_head {
     void *parser; /* http_parser *, heap */
     char *store;  /* NUL-terminated strings of the head, heap */
     size_t store_len, store_cap;
     size_t max_head, seen;
-    uint32_t off[16]; /* per known header: offset in store + 1, 0 = absent */
+    uint32_t off[16 + WS_HS_MAX_EXTRA]; /* per known header, then per extra
+                                           one: offset in store + 1, 0 = absent */
+    const struct ws_hs_extra *extra; /* the caller's, n_extra of them */
+    size_t n_extra;
     char field[40];   /* current header name, lowercased */
     size_t field_len; /* > sizeof field - 1: a name we don't track */
     int cur;          /* known header whose value is being read, or -1 */
@@ -61,9 +74,9 @@ struct ws_hs_head {
 /* A parsed request head. Every string is NUL-terminated and owned by the
  * struct ws_hs_server it came from (valid until ws_hs_server_free()); a
  * header that was absent is NULL. Repeated list headers (Connection,
- * Upgrade, Sec-WebSocket-Extensions, Sec-WebSocket-Protocol,
- * X-Forwarded-For) are joined with ", "; other repeated headers listed here
- * are an error (400). */
+ * Upgrade, Sec-WebSocket-Extensions, Sec-WebSocket-Protocol, and the
+ * caller's extra headers marked as lists) are joined with ", "; other
+ * repeated headers listed here are an error (400). */
 struct ws_hs_request {
     const char *method; /* "GET", ... */
     const char *target; /* request target as sent: "/proxy/db?x=1" */
@@ -71,8 +84,6 @@ struct ws_hs_request {
     const char *host;
     const char *origin;
     const char *authorization;
-    const char *x_forwarded_for;
-    const char *user_email; /* X-Goog-Authenticated-User-Email */
     const char *upgrade;
     const char *connection;
     const char *key;        /* Sec-WebSocket-Key */
@@ -80,6 +91,8 @@ struct ws_hs_request {
     const char *extensions; /* Sec-WebSocket-Extensions */
     const char *protocol;   /* Sec-WebSocket-Protocol */
     const char *user_agent;
+    const char *extra[WS_HS_MAX_EXTRA]; /* the caller's own headers (see
+                                          ws_hs_server_init_extra), by index */
     int http_major, http_minor;
     bool has_body; /* Content-Length > 0 or chunked */
 };
@@ -95,6 +108,11 @@ struct ws_hs_server {
 /* Prepare to parse one request head; max_head is the limit on the head's
  * size in bytes (0 = WS_HS_DEFAULT_MAX_HEAD). Returns 0 or -1 (ENOMEM). */
 int ws_hs_server_init(struct ws_hs_server *s, size_t max_head);
+
+/* The same, also collecting n (<= WS_HS_MAX_EXTRA) extra headers into
+ * req.extra[0..n) (NULL when absent). extra must outlive the parse. */
+int ws_hs_server_init_extra(struct ws_hs_server *s, size_t max_head,
+                            const struct ws_hs_extra *extra, size_t n);
 
 /* Feed received bytes. Returns WS_HS_MORE (all consumed, head incomplete),
  * WS_HS_DONE (s->req is filled; *consumed bytes belonged to the request,

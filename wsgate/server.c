@@ -69,6 +69,13 @@ static struct server *server_of(const struct tunnel *t)
     return ((struct srv_worker *)t->w->owner)->srv;
 }
 
+/* The request headers wsgate-server logs besides the handshake's own. */
+enum { HDR_XFF, HDR_USER_EMAIL };
+static const struct ws_hs_extra log_headers[] = {
+    [HDR_XFF] = { "x-forwarded-for", true },
+    [HDR_USER_EMAIL] = { "x-goog-authenticated-user-email", false },
+};
+
 static const struct wsg_disconnect_names server_names = {
     .ws_read = "client_nextreader",
     .tcp_write = "client_upstream_copy",
@@ -316,7 +323,7 @@ static void route(struct tunnel *t)
     struct srv_hs *h = t->hs;
     struct server *srv = h->srv;
     const struct ws_hs_request *r = &h->parser.req;
-    snprintf(t->xff, sizeof t->xff, "%s", r->x_forwarded_for ? r->x_forwarded_for : "");
+    snprintf(t->xff, sizeof t->xff, "%s", r->extra[HDR_XFF] ? r->extra[HDR_XFF] : "");
     const char *path = r->path ? r->path : "";
     if (strcmp(path, "/") == 0 || strcmp(path, "/live") == 0) {
         respond(t, 200, "OK\n", NULL);
@@ -354,7 +361,7 @@ static void route(struct tunnel *t)
             return;
         }
     } else {
-        snprintf(t->user, sizeof t->user, "%s", r->user_email ? r->user_email : "");
+        snprintf(t->user, sizeof t->user, "%s", r->extra[HDR_USER_EMAIL] ? r->extra[HDR_USER_EMAIL] : "");
     }
     const char *up = wsg_map_get(&srv->map, name);
     if (up)
@@ -478,7 +485,8 @@ static void server_accept(struct acceptor *a, int fd, const struct sockaddr *pee
     struct ev_loop *loop = sw->w.loop;
     struct tunnel *t = tunnel_new(&sw->w, &server_names);
     struct srv_hs *h = t ? calloc(1, sizeof *h) : NULL;
-    if (!h || ws_hs_server_init(&h->parser, 0) < 0) {
+    if (!h || ws_hs_server_init_extra(&h->parser, 0, log_headers,
+                                         sizeof log_headers / sizeof *log_headers) < 0) {
         free(h);
         if (t)
             tunnel_close(t);

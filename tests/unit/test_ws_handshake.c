@@ -93,6 +93,14 @@ static const char RFC_REQ[] = "GET /proxy/chat?x=1 HTTP/1.1\r\n"
                               "\r\n";
 static const uint8_t LEFTOVER[] = {0x82, 0x80, 1, 2, 3, 4, 0x88};
 
+/* The application's own headers (wsgate's, and one the request lacks). */
+static const struct ws_hs_extra app_headers[] = {
+    { "x-forwarded-for", true },
+    { "x-goog-authenticated-user-email", false },
+    { "x-absent", false },
+};
+#define N_EXTRA (sizeof app_headers / sizeof *app_headers)
+
 static void check_rfc_req(const struct ws_hs_server *s)
 {
     const struct ws_hs_request *r = &s->req;
@@ -107,8 +115,9 @@ static void check_rfc_req(const struct ws_hs_server *s)
     assert_string_equal(r->protocol, "chat, superchat");
     assert_string_equal(r->version, "13");
     assert_string_equal(r->authorization, "Bearer abc.def.ghi");
-    assert_string_equal(r->x_forwarded_for, "10.0.0.1, 10.0.0.2");
-    assert_string_equal(r->user_email, "accounts.google.com:a@b.c");
+    assert_string_equal(r->extra[0], "10.0.0.1, 10.0.0.2");  /* a list: joined */
+    assert_string_equal(r->extra[1], "accounts.google.com:a@b.c");
+    assert_null(r->extra[2]); /* asked for, absent */
     assert_string_equal(r->extensions, "permessage-deflate; client_max_window_bits");
     assert_string_equal(r->user_agent, "test/1.0");
     assert_int_equal(r->http_major, 1);
@@ -162,7 +171,7 @@ static void test_server_rfc_every_split(void **state)
     /* whole, byte by byte, every 2-piece split, some 3-piece splits */
     for (size_t step = 1; step <= len; step += (step < 8 ? 1 : 97)) {
         struct ws_hs_server s;
-        assert_int_equal(ws_hs_server_init(&s, 0), 0);
+        assert_int_equal(ws_hs_server_init_extra(&s, 0, app_headers, N_EXTRA), 0);
         assert_int_equal(feed_server(&s, data, len, NULL, 0, step, left, &ll), WS_HS_DONE);
         check_rfc_req(&s);
         assert_int_equal(ll, sizeof LEFTOVER);
@@ -172,7 +181,7 @@ static void test_server_rfc_every_split(void **state)
     for (size_t a = 1; a < len; a++) {
         for (size_t b = a; b < len; b += (b == a ? 1 : 61)) {
             struct ws_hs_server s;
-            assert_int_equal(ws_hs_server_init(&s, 0), 0);
+            assert_int_equal(ws_hs_server_init_extra(&s, 0, app_headers, N_EXTRA), 0);
             size_t cuts[2] = {a, b};
             int r = feed_server(&s, data, len, cuts, b == a ? 1 : 2, 0, left, &ll);
             assert_int_equal(r, WS_HS_DONE);
