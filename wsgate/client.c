@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <strings.h>
 #include <errno.h>
-#include <malloc.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -685,8 +684,7 @@ int main(int argc, char **argv)
     const char *iap_id = "", *iap_endpoint = "", *ca_file = "", *stdio_url = NULL;
     int64_t cto = 60000000000LL, sto = 3600000000000LL;
     int compression = 0, map_seen = 0;
-    uint64_t maxmsg = WSG_MAX_MESSAGE;
-    int64_t ping_iv = 0, ping_to = -1;
+    struct wsg_keepalive ka = WSG_KEEPALIVE_DEFAULTS;
     const struct flag_spec specs[] = {
         { "map", 0, FLAG_STRING, &map_path, "FILE",
           "Listen port and upstream url mapping file (required unless --stdio)", NULL, &map_seen,
@@ -716,13 +714,7 @@ int main(int argc, char **argv)
         { "ca-file", 0, FLAG_STRING, &ca_file, "FILE",
           "Extra CA certificate (PEM) to trust for wss:// and the token endpoint", NULL, NULL,
           NULL },
-        { "ping-interval", 0, FLAG_DURATION, &ping_iv, "DURATION",
-          "Send a WebSocket ping this often; 0 = never (default: 0)", NULL, NULL, "0s..24h" },
-        { "ping-timeout", 0, FLAG_DURATION, &ping_to, "DURATION",
-          "Drop a tunnel whose server gave no sign of life this long (default: 3x "
-          "--ping-interval)", NULL, NULL, "1ms..24h" },
-        { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
-          "Largest WebSocket message accepted (default 64MiB)", NULL, NULL, "1KiB..1GiB" },
+        WSG_KEEPALIVE_FLAGS(&ka, "server", "--"),
         { "stdio", 0, FLAG_STRING, &stdio_url, "URL",
           "One tunnel over stdin/stdout instead of listeners (ssh ProxyCommand)", NULL, NULL,
           NULL },
@@ -760,10 +752,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-client: --iap-client-id is required with --iap-credential\n");
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    /* relay buffers are mmap'd, so the idle sweep gives them back to the
-     * system (glibc would otherwise raise the threshold and keep them) */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    wsg_process_setup();
     char err[1200];
     if (*iap_cred) {
         cl.token = wsg_token_iap_new(iap_cred, iap_id, iap_endpoint, ca_file, err, sizeof err);
@@ -820,9 +809,7 @@ int main(int argc, char **argv)
     cl.opts.handshake_timeout = (double)cto / 1e9;
     cl.opts.dial_timeout = (double)cto / 1e9;
     cl.opts.write_timeout = 10.;
-    cl.opts.max_message = maxmsg;
-    cl.opts.ping_interval = (double)ping_iv / 1e9;
-    cl.opts.ping_timeout = ping_to < 0 ? 3 * cl.opts.ping_interval : (double)ping_to / 1e9;
+    wsg_keepalive_apply(&ka, &cl.opts);
     cl.connect_timeout = (double)cto / 1e9;
     cl.shutdown_timeout = (double)sto / 1e9;
     cl.worker.loop = cl.loop;

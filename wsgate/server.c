@@ -4,7 +4,6 @@
  * (tunnel.c). One libev loop; all per-connection state lives in struct
  * tunnel so a worker thread can own it. */
 #include <errno.h>
-#include <malloc.h>
 #include <ev.h>
 #include <pthread.h>
 #include <signal.h>
@@ -75,6 +74,26 @@ static const struct ws_hs_extra log_headers[] = {
     [HDR_XFF] = { "x-forwarded-for", true },
     [HDR_USER_EMAIL] = { "x-goog-authenticated-user-email", false },
 };
+
+/* What the server keeps per tunnel besides the shared fields (t->app). */
+struct srv_fields {
+    char xff[256];  /* X-Forwarded-For */
+    char user[256]; /* the JWT's user, or X-Goog-Authenticated-User-Email */
+};
+#define SF(t) ((struct srv_fields *)(t)->app)
+
+/* The original's log fields, in its order. */
+static size_t srv_log_fields(struct tunnel *t, struct jsonlog_field *f)
+{
+    size_t n = 0;
+    f[n++] = JL_UINT("seq", t->seq);
+    f[n++] = JL_STR("x-forwarded-for", SF(t)->xff);
+    f[n++] = JL_STR("remote-addr", t->remote_addr);
+    f[n++] = JL_STR("destination", t->dest);
+    f[n++] = JL_STR("user-email", SF(t)->user);
+    f[n++] = JL_STR("upstream", t->upstream);
+    return n;
+}
 
 static const struct wsg_disconnect_names server_names = {
     .ws_read = "client_nextreader",
@@ -318,16 +337,17 @@ static void server_tunnel_closed(struct tunnel *t)
     pthread_rwlock_unlock(&srv->cfg);
 }
 
-static void route(struct tunnel *t)
+/* ---- routing a request: one stage each; a stage that answered returns
+ * NULL/false and the request goes no further ---- */
+
+/* The endpoints that are not tunnels: health (/, /live), /metrics, and 404
+ * for anything but /proxy/NAME. Returns NAME, or NULL once answered. */
+static const char *route_endpoint(struct tunnel *t, const char *path)
 {
-    struct srv_hs *h = t->hs;
-    struct server *srv = h->srv;
-    const struct ws_hs_request *r = &h->parser.req;
-    snprintf(t->xff, sizeof t->xff, "%s", r->extra[HDR_XFF] ? r->extra[HDR_XFF] : "");
-    const char *path = r->path ? r->path : "";
+    struct server *srv = ((struct srv_hs *)t->hs)->srv;
     if (strcmp(path, "/") == 0 || strcmp(path, "/live") == 0) {
         respond(t, 200, "OK\n", NULL);
-        return;
+        return NULL;
     }
     if (strcmp(path, "/metrics") == 0) {
         pthread_rwlock_rdlock(&srv->cfg);
@@ -336,46 +356,67 @@ static void route(struct tunnel *t)
         respond(t, body ? 200 : 500, body ? body : "out of memory\n",
                 body ? "Content-Type: text/plain; version=0.0.4\r\n" : NULL);
         free(body);
-        return;
+        return NULL;
     }
     const char *name = strncmp(path, "/proxy/", 7) == 0 ? path + 7 : NULL;
     if (!name || !*name || strchr(name, '/')) {
         respond(t, 404, "404 page not found\n", NULL);
-        return;
+        return NULL;
     }
-    snprintf(t->dest, sizeof t->dest, "%s", name);
-    /* the original counts every /proxy request, answered or not */
-    t->seq = COUNT(srv->seq);
+    return name;
+}
+
+/* JWT (when a public key is configured; else the IAP user header is logged
+ * as the user). False once refused (401/403). */
+static bool route_authorize(struct tunnel *t, const char *name)
+{
+    struct server *srv = ((struct srv_hs *)t->hs)->srv;
+    const struct ws_hs_request *r = &((struct srv_hs *)t->hs)->parser.req;
+    if (!srv->auth_enabled) {
+        const char *email = r->extra[HDR_USER_EMAIL];
+        snprintf(SF(t)->user, sizeof SF(t)->user, "%s", email ? email : "");
+        return true;
+    }
+    char err[512];
     pthread_rwlock_rdlock(&srv->cfg);
-    if (srv->auth_enabled) {
-        char err[512];
-        int rc = wsg_auth_verify(&srv->auth, r->authorization, name, t->user, sizeof t->user,
-                                 err, sizeof err);
-        if (rc < 0) {
-            pthread_rwlock_unlock(&srv->cfg);
-            tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
-            COUNT(srv->auth_failures);
-            char body[600];
-            snprintf(body, sizeof body, "%s\n", err);
-            respond(t, rc == -2 ? 403 : 401, body, NULL);
-            return;
-        }
-    } else {
-        snprintf(t->user, sizeof t->user, "%s", r->extra[HDR_USER_EMAIL] ? r->extra[HDR_USER_EMAIL] : "");
-    }
+    int rc = wsg_auth_verify(&srv->auth, r->authorization, name, SF(t)->user,
+                             sizeof SF(t)->user, err, sizeof err);
+    pthread_rwlock_unlock(&srv->cfg);
+    if (rc >= 0)
+        return true;
+    tunnel_log(t, JSONLOG_WARN, "Failed to authorize", "error", err, NULL, NULL);
+    COUNT(srv->auth_failures);
+    char body[600];
+    snprintf(body, sizeof body, "%s\n", err);
+    respond(t, rc == -2 ? 403 : 401, body, NULL);
+    return false;
+}
+
+/* The map entry for NAME (copied into t->upstream). NULL once answered 404. */
+static const char *route_upstream(struct tunnel *t, const char *name)
+{
+    struct server *srv = ((struct srv_hs *)t->hs)->srv;
+    pthread_rwlock_rdlock(&srv->cfg);
     const char *up = wsg_map_get(&srv->map, name);
     if (up)
         snprintf(t->upstream, sizeof t->upstream, "%s", up);
     pthread_rwlock_unlock(&srv->cfg);
-    up = up ? t->upstream : NULL;
-    if (!up) {
-        tunnel_log(t, JSONLOG_WARN, "No map found", NULL, NULL, NULL, NULL);
-        COUNT(srv->not_found);
-        char body[400];
-        snprintf(body, sizeof body, "Not found: %s\n", name);
-        respond(t, 404, body, NULL);
-        return;
-    }
+    if (up)
+        return t->upstream;
+    tunnel_log(t, JSONLOG_WARN, "No map found", NULL, NULL, NULL, NULL);
+    COUNT(srv->not_found);
+    char body[400];
+    snprintf(body, sizeof body, "Not found: %s\n", name);
+    respond(t, 404, body, NULL);
+    return NULL;
+}
+
+/* A valid RFC 6455 upgrade, and permessage-deflate agreed when offered and
+ * enabled. False once answered (400/426). */
+static bool route_upgrade(struct tunnel *t)
+{
+    struct srv_hs *h = t->hs;
+    const struct ws_hs_request *r = &h->parser.req;
     const char *why = NULL;
     int st = ws_hs_request_check(r, &why);
     if (st != 0) {
@@ -383,27 +424,45 @@ static void route(struct tunnel *t)
         char body[300];
         snprintf(body, sizeof body, "%s\n", why ? why : "Bad Request");
         respond(t, st, body, st == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        return false;
+    }
+    if (!h->srv->opts.compression || !r->extensions)
+        return true;
+    struct ws_pmd_server_config pc = { 0 };
+    pc.server_no_context_takeover = true; /* bounded memory per tunnel */
+    int rc = ws_pmd_server_negotiate(r->extensions, &pc, &h->agreed);
+    if (rc < 0) {
+        tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error",
+                   "malformed Sec-WebSocket-Extensions", NULL, NULL);
+        respond(t, 400, "malformed Sec-WebSocket-Extensions\n", NULL);
+        return false;
+    }
+    if (rc == 1 && ws_pmd_format(&h->agreed, h->ext, sizeof h->ext) > 0)
+        h->pmd = true;
+    return true;
+}
+
+/* A complete request head: answer it, or dial its upstream (the 101 is sent
+ * once the dial succeeded, see dial_done). */
+static void route(struct tunnel *t)
+{
+    struct srv_hs *h = t->hs;
+    const struct ws_hs_request *r = &h->parser.req;
+    snprintf(SF(t)->xff, sizeof SF(t)->xff, "%s", r->extra[HDR_XFF] ? r->extra[HDR_XFF] : "");
+    const char *name = route_endpoint(t, r->path ? r->path : "");
+    if (!name)
         return;
-    }
-    if (srv->opts.compression && r->extensions) {
-        struct ws_pmd_server_config pc = { 0 };
-        pc.server_no_context_takeover = true; /* bounded memory per tunnel */
-        int rc = ws_pmd_server_negotiate(r->extensions, &pc, &h->agreed);
-        if (rc < 0) {
-            tunnel_log(t, JSONLOG_WARN, "Failed to Upgrade", "error",
-                       "malformed Sec-WebSocket-Extensions", NULL, NULL);
-            respond(t, 400, "malformed Sec-WebSocket-Extensions\n", NULL);
-            return;
-        }
-        if (rc == 1 && ws_pmd_format(&h->agreed, h->ext, sizeof h->ext) > 0)
-            h->pmd = true;
-    }
+    snprintf(t->dest, sizeof t->dest, "%s", name);
+    /* the original counts every /proxy request, answered or not */
+    t->seq = COUNT(h->srv->seq);
+    const char *up;
+    if (!route_authorize(t, name) || !(up = route_upstream(t, name)) || !route_upgrade(t))
+        return;
     ev_io_stop(t->w->loop, &t->ws_rio);
     ev_timer_stop(t->w->loop, &t->timer);
-    h->dial = net_dial(t->w->loop, up, srv->opts.dial_timeout, dial_done, t);
-    if (!h->dial) {
+    h->dial = net_dial(t->w->loop, up, h->srv->opts.dial_timeout, dial_done, t);
+    if (!h->dial)
         respond(t, 500, "Could not connect upstream: out of memory\n", NULL);
-    }
 }
 
 static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -626,8 +685,7 @@ int main(int argc, char **argv)
     int compression = 0;
     long long dump = 0;
     long long nworkers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    uint64_t maxmsg = WSG_MAX_MESSAGE;
-    int64_t ping_iv = 0, ping_to = -1;
+    struct wsg_keepalive ka = WSG_KEEPALIVE_DEFAULTS;
     const struct flag_spec specs[] = {
         { "listen", 0, FLAG_STRING, &listen_addr, "ADDR",
           "Address to listen to (default 127.0.0.1:8086)", NULL, NULL, NULL },
@@ -652,14 +710,7 @@ int main(int argc, char **argv)
           "To enable WebSocket Per-Message Compression Extensions (RFC 7692)", NULL, NULL, NULL },
         { "dump-tcp", 0, FLAG_INT, &dump, "N",
           "Dump TCP. 0 = disable, 1 = src to dest, 2 = both", NULL, NULL, "0..2" },
-        { "ping-interval", 0, FLAG_DURATION, &ping_iv, "DURATION",
-          "Send a WebSocket ping this often; 0 = never (default 0)", NULL, NULL, "0s..24h" },
-        { "ping-timeout", 0, FLAG_DURATION, &ping_to, "DURATION",
-          "Drop a tunnel whose client gave no sign of life this long (default 3x "
-          "-ping-interval)", NULL, NULL, "1ms..24h" },
-        { "max-message-size", 0, FLAG_SIZE, &maxmsg, "SIZE",
-          "Largest WebSocket message accepted; bigger ones are refused with close 1009 "
-          "(default 64MiB)", NULL, NULL, "1KiB..1GiB" },
+        WSG_KEEPALIVE_FLAGS(&ka, "client", "-"),
         { "workers", 0, FLAG_INT, &nworkers, "N",
           "Event-loop threads, each accepting and relaying (default: number of CPUs)", NULL,
           NULL, "1..256" },
@@ -684,19 +735,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate-server: unexpected argument \"%s\"\n", argv[first]);
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    /* relay buffers are mmap'd, so the idle sweep gives them back to the
-     * system (glibc would otherwise raise the threshold and keep them) */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    wsg_process_setup();
 
     char err[1024];
     srv.opts.handshake_timeout = (double)handshake / 1e9;
     srv.opts.dial_timeout = (double)dial / 1e9;
     srv.opts.write_timeout = (double)wto / 1e9;
     srv.opts.dump_tcp = (int)dump;
-    srv.opts.max_message = maxmsg;
-    srv.opts.ping_interval = (double)ping_iv / 1e9;
-    srv.opts.ping_timeout = ping_to < 0 ? 3 * srv.opts.ping_interval : (double)ping_to / 1e9;
+    wsg_keepalive_apply(&ka, &srv.opts);
     srv.shutdown_timeout = (double)sto / 1e9;
     if (wsg_map_load(&srv.map, map_path, err, sizeof err) < 0) {
         fprintf(stderr, "wsgate-server: %s\n", err);
@@ -781,6 +827,8 @@ int main(int argc, char **argv)
         sw->w.role = WS_ROLE_SERVER;
         sw->w.on_idle = worker_idle;
         sw->w.on_close = server_tunnel_closed;
+        sw->w.app_size = sizeof(struct srv_fields);
+        sw->w.log_fields = srv_log_fields;
         sw->w.owner = sw;
         wsg_worker_start_sweep(&sw->w);
     }

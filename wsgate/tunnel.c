@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <malloc.h>
+#include <signal.h>
+
 #include "jsonlog.h"
 
 static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -22,11 +25,26 @@ static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 
+void wsg_keepalive_apply(const struct wsg_keepalive *k, struct wsg_opts *opts)
+{
+    opts->max_message = k->max_message;
+    opts->ping_interval = (double)k->ping_interval / 1e9;
+    opts->ping_timeout =
+        k->ping_timeout < 0 ? 3 * opts->ping_interval : (double)k->ping_timeout / 1e9;
+}
+
+void wsg_process_setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names)
 {
-    struct tunnel *t = calloc(1, sizeof *t);
+    struct tunnel *t = calloc(1, sizeof *t + w->app_size);
     if (!t)
         return NULL;
+    t->app = w->app_size ? (void *)(t + 1) : NULL;
     t->w = w;
     t->names = names;
     t->tcp_fd = -1;
@@ -107,19 +125,13 @@ void wsg_worker_start_sweep(struct wsg_worker *w)
 
 static size_t common_fields(struct tunnel *t, struct jsonlog_field *f)
 {
+    if (t->w->log_fields)
+        return t->w->log_fields(t, f);
     size_t n = 0;
     f[n++] = JL_UINT("seq", t->seq);
-    if (t->w->role == WS_ROLE_SERVER) {
-        f[n++] = JL_STR("x-forwarded-for", t->xff);
-        f[n++] = JL_STR("remote-addr", t->remote_addr);
-        f[n++] = JL_STR("destination", t->dest);
-        f[n++] = JL_STR("user-email", t->user);
-        f[n++] = JL_STR("upstream", t->upstream);
-    } else {
-        f[n++] = JL_STR("remote-addr", t->remote_addr);
-        f[n++] = JL_STR("destination", t->dest);
-        f[n++] = JL_STR("upstream", t->upstream);
-    }
+    f[n++] = JL_STR("remote-addr", t->remote_addr);
+    f[n++] = JL_STR("destination", t->dest);
+    f[n++] = JL_STR("upstream", t->upstream);
     return n;
 }
 

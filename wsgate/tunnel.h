@@ -43,6 +43,7 @@
 #define WSG_DUMP_MAX (64 * 1024)       /* dump bytes buffered before a forced flush */
 
 struct tunnel;
+struct jsonlog_field;
 
 /* libev events for a transport readiness mask (TRANSPORT_READABLE...). */
 static inline int wsg_ev_events(unsigned mask)
@@ -74,6 +75,31 @@ struct wsg_opts {
     uint64_t max_message;     /* max payload of one received message, 0 = none */
 };
 
+/* Keepalive and message-size flags, the same in both programs (peer: who
+ * the other end is, for the help text; dash: "-" or "--"). */
+struct wsg_keepalive {
+    int64_t ping_interval, ping_timeout; /* ns; ping_timeout -1: 3x the interval */
+    uint64_t max_message;
+};
+#define WSG_KEEPALIVE_DEFAULTS { 0, -1, WSG_MAX_MESSAGE }
+#define WSG_KEEPALIVE_FLAGS(k, peer, dash)                                                    \
+    { "ping-interval", 0, FLAG_DURATION, &(k)->ping_interval, "DURATION",                    \
+      "Send a WebSocket ping this often; 0 = never (default 0)", NULL, NULL, "0s..24h" },    \
+    { "ping-timeout", 0, FLAG_DURATION, &(k)->ping_timeout, "DURATION",                      \
+      "Drop a tunnel whose " peer " gave no sign of life this long (default 3x " dash        \
+      "ping-interval)", NULL, NULL, "1ms..24h" },                                             \
+    { "max-message-size", 0, FLAG_SIZE, &(k)->max_message, "SIZE",                           \
+      "Largest WebSocket message accepted; bigger ones are refused with close 1009 "         \
+      "(default 64MiB)", NULL, NULL, "1KiB..1GiB" }
+
+/* Set the keepalive fields of opts from the flags. */
+void wsg_keepalive_apply(const struct wsg_keepalive *k, struct wsg_opts *opts);
+
+/* What both programs do before they start: a closed peer is an error, not
+ * SIGPIPE; relay buffers are mmap'd so that the idle sweep gives them back
+ * to the system (glibc would otherwise raise the threshold and keep them). */
+void wsg_process_setup(void);
+
 /* Per-worker state: one libev loop and the tunnels on it. */
 struct wsg_worker {
     struct ev_loop *loop;
@@ -83,6 +109,10 @@ struct wsg_worker {
     unsigned long relaying; /* tunnels past the handshake */
     void (*on_idle)(struct wsg_worker *w); /* called when open drops to 0 */
     void (*on_close)(struct tunnel *t);    /* a relaying tunnel ends (metrics) */
+    size_t app_size;         /* bytes of the program's own per-tunnel fields (t->app) */
+    /* the log fields of every line about t, in order, into f (at most 10);
+     * NULL: seq, remote-addr, destination, upstream */
+    size_t (*log_fields)(struct tunnel *t, struct jsonlog_field *f);
     struct tunnel *tunnels;  /* every tunnel on this worker (for the idle sweep) */
     ev_timer sweep;
     void *owner;
@@ -146,7 +176,8 @@ struct tunnel {
     bool failed;
     uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
     const struct wsg_disconnect_names *names;
-    char remote_addr[80], xff[256], dest[1024], upstream[300], user[256];
+    char remote_addr[80], dest[1024], upstream[300];
+    void *app;               /* the program's own fields: w->app_size bytes, zeroed */
     uint8_t *dump[2];        /* dump buffers (direction 1, 2), owned */
     size_t dump_len[2];
 
