@@ -136,6 +136,18 @@ static int tls_flush(struct transport *t)
     return 0;
 }
 
+static void tls_release(struct transport *t)
+{
+    struct tls_impl *ti = t->impl;
+    if (!ti || ti->off < ti->len)
+        return;
+    free(ti->out);
+    ti->out = NULL;
+    ti->off = ti->len = ti->cap = 0;
+    if (ti->ssl)
+        (void)SSL_free_buffers(ti->ssl); /* refuses while a record is half read */
+}
+
 /* ---- reads and writes ---- */
 
 /* SSL_read/SSL_write returned r <= 0: EAGAIN with *wait set, 0 (EOF) or -1. */
@@ -302,6 +314,7 @@ static const struct transport_ops tls_ops = {
     .pending = tls_pending,
     .unsent = tls_unsent,
     .flush = tls_flush,
+    .release = tls_release,
     .shutdown = tls_shutdown,
     .error = tls_error,
     .close = tls_close,

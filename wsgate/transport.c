@@ -45,6 +45,11 @@ static int tcp_flush(struct transport *t)
     return 0;
 }
 
+static void tcp_release(struct transport *t)
+{
+    (void)t;
+}
+
 static void tcp_shutdown(struct transport *t)
 {
     if (t->fd >= 0)
@@ -73,6 +78,7 @@ static const struct transport_ops tcp_ops = {
     .pending = tcp_pending,
     .unsent = tcp_unsent,
     .flush = tcp_flush,
+    .release = tcp_release,
     .shutdown = tcp_shutdown,
     .error = tcp_error,
     .close = tcp_close,

@@ -36,6 +36,9 @@ struct transport_ops {
     /* Push that output: 0 when none is left, -1 with errno (EAGAIN: wait for
      * write_wait). */
     int (*flush)(struct transport *t);
+    /* Give back memory held for traffic while the connection is idle (TLS:
+     * the output queue once empty, OpenSSL's record buffers). */
+    void (*release)(struct transport *t);
     /* End our direction: no more writes (TLS: close_notify first); the peer
      * reads EOF and can still send. Never blocks. */
     void (*shutdown)(struct transport *t);
@@ -79,6 +82,11 @@ static inline size_t transport_unsent(struct transport *t)
 static inline int transport_flush(struct transport *t)
 {
     return t->ops ? t->ops->flush(t) : 0;
+}
+static inline void transport_release(struct transport *t)
+{
+    if (t->ops)
+        t->ops->release(t);
 }
 static inline void transport_close(struct transport *t)
 {

@@ -100,6 +100,7 @@ static void release_idle_buffers(struct tunnel *t)
     }
     if (t->pmd_on && !t->inflating)
         ws_pmd_idle(&t->pmd);
+    transport_release(&t->ws);
 }
 
 static void sweep_cb(struct ev_loop *loop, ev_timer *tm, int revents)

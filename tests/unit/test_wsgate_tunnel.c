@@ -96,7 +96,8 @@ static void make_cert(void)
     assert_int_equal(system(cmd), 0);
 }
 
-static struct ended *g_end; /* the running harness's record (one at a time) */
+static struct ended *g_end;
+static bool g_sweep; /* the next harness runs the worker's idle sweep */ /* the running harness's record (one at a time) */
 
 static void on_close(struct tunnel *t)
 {
@@ -230,6 +231,9 @@ static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_ap
     if (h->ssl)
         tls_handshake(h);
     tunnel_start(t, NULL, 0);
+    if (g_sweep)
+        wsg_worker_start_sweep(&h->w);
+    g_sweep = false;
     pthread_create(&h->th, NULL, loop_main, h);
     return h;
 }
@@ -549,6 +553,53 @@ static void test_tls_key_updates_under_traffic(void **s)
     peer_closes_first(WS_ROLE_CLIENT, true, 0);
     peer_closes_first(WS_ROLE_SERVER, true, 3);
     peer_closes_first(WS_ROLE_CLIENT, true, 3);
+}
+
+/* Echo a few messages: peer → TCP side → back as a download. */
+static void ping_pong(struct harness *h, int rounds)
+{
+    char msg[64], got[64];
+    for (int i = 0; i < rounds; i++) {
+        int n = snprintf(msg, sizeof msg, "message %d", i);
+        peer_frame(h, WS_OP_BINARY, true, msg, (size_t)n);
+        app_read_exact(h, (uint8_t *)got, (size_t)n);
+        assert_memory_equal(got, msg, (size_t)n);
+        write_all(h->app, got, (size_t)n);
+        size_t have = 0;
+        while (have < (size_t)n) {
+            struct ws_event ev;
+            peer_next(h, &ev);
+            assert_int_equal(ev.type, WS_EV_DATA);
+            memcpy(got + have, ev.data, ev.len);
+            have += ev.len;
+        }
+        assert_memory_equal(got, msg, (size_t)n);
+    }
+}
+
+/* Idle for two sweeps (which give back the tunnel's buffers and the TLS
+ * output queue and record buffers), then traffic again both ways. */
+static void idle_then_traffic(enum ws_role role, bool tls)
+{
+    g_sweep = true;
+    struct harness *h = start_tls(role, false, false, tls);
+    ping_pong(h, 20);
+    usleep(4500000);
+    ping_pong(h, 20);
+    peer_close(h, WS_CLOSE_NORMAL);
+    expect_close_frame(h, WS_CLOSE_NORMAL);
+    wait_closed(h);
+    assert_false(h->end.failed);
+    assert_int_equal(h->end.nread, h->end.nwrite);
+    finish(h);
+}
+
+static void test_idle_then_traffic(void **s)
+{
+    (void)s;
+    idle_then_traffic(WS_ROLE_SERVER, true);
+    idle_then_traffic(WS_ROLE_CLIENT, true);
+    idle_then_traffic(WS_ROLE_SERVER, false);
 }
 
 static double thread_cpu(pthread_t th)
@@ -877,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_peer_closes_first),
         cmocka_unit_test(test_tls_key_updates_under_traffic),
         cmocka_unit_test(test_tls_key_update_while_full),
+        cmocka_unit_test(test_idle_then_traffic),
         cmocka_unit_test(test_tcp_ends_first),
         cmocka_unit_test(test_half_close_peer_first),
         cmocka_unit_test(test_half_close_tcp_first),
