@@ -40,6 +40,8 @@ struct metrics_conn {
     struct motarei *m;
     char buf[2048];
     size_t len;
+    char *out; /* the answer being sent (owned) */
+    size_t out_len, out_off;
 };
 
 static const char *health_name(enum mt_health h)
@@ -118,23 +120,49 @@ static void metrics_close(struct ev_loop *loop, struct metrics_conn *mc)
     ev_io_stop(loop, &mc->io);
     ev_timer_stop(loop, &mc->deadline);
     close(mc->io.fd);
+    free(mc->out);
     free(mc);
 }
 
-static void write_all(int fd, const char *p, size_t n)
+/* Send the answer as the socket takes it (the main loop never waits on a
+ * slow reader; the 5 s deadline drops one that does not read at all). */
+static void metrics_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    /* a small answer on a fresh socket; give up on a peer that does not read */
-    for (int tries = 0; n && tries < 100; tries++) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    (void)revents;
+    struct metrics_conn *mc = io->data;
+    while (mc->out_off < mc->out_len) {
+        ssize_t w = send(io->fd, mc->out + mc->out_off, mc->out_len - mc->out_off, MSG_NOSIGNAL);
         if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            mc->out_off += (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return;
         } else {
-            usleep(1000);
+            break;
         }
     }
+    metrics_close(loop, mc);
+}
+
+/* Queue head + body (body may be NULL) and start sending. */
+static void metrics_respond(struct ev_loop *loop, struct metrics_conn *mc, const char *head,
+                            size_t hl, const char *body, size_t blen)
+{
+    mc->out = malloc(hl + blen);
+    if (!mc->out) {
+        metrics_close(loop, mc);
+        return;
+    }
+    memcpy(mc->out, head, hl);
+    if (blen)
+        memcpy(mc->out + hl, body, blen);
+    mc->out_len = hl + blen;
+    ev_io_stop(loop, &mc->io);
+    ev_io_set(&mc->io, mc->io.fd, EV_WRITE);
+    ev_set_cb(&mc->io, metrics_write_cb);
+    ev_io_start(loop, &mc->io);
+    metrics_write_cb(loop, &mc->io, EV_WRITE);
 }
 
 static void metrics_read_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -155,24 +183,21 @@ static void metrics_read_cb(struct ev_loop *loop, ev_io *io, int revents)
             metrics_close(loop, mc);
         return;
     }
-    char head[256];
     if (strncmp(mc->buf, "GET /metrics ", 13) == 0 || strncmp(mc->buf, "GET / ", 6) == 0) {
+        char head[256];
         size_t blen = 0;
         char *body = metrics_body(mc->m, &blen);
         int hl = snprintf(head, sizeof head,
                           "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                           "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                           body ? blen : 0);
-        write_all(io->fd, head, (size_t)hl);
-        if (body)
-            write_all(io->fd, body, blen);
+        metrics_respond(loop, mc, head, (size_t)hl, body, body ? blen : 0);
         free(body);
     } else {
         static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
                                  "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n";
-        write_all(io->fd, nf, sizeof nf - 1);
+        metrics_respond(loop, mc, nf, sizeof nf - 1, NULL, 0);
     }
-    metrics_close(loop, mc);
 }
 
 static void metrics_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)

@@ -73,6 +73,7 @@ static void tcp_close(struct transport *t)
 
 static const struct transport_ops tcp_ops = {
     .name = "tcp",
+    .raw = 1,
     .read = tcp_read,
     .writev = tcp_writev,
     .pending = tcp_pending,

@@ -24,6 +24,7 @@ enum { TRANSPORT_READABLE = 1, TRANSPORT_WRITABLE = 2 };
 
 struct transport_ops {
     const char *name; /* "tcp", "tls" */
+    int raw;          /* reads return what the socket holds (a short read drained it) */
     /* Read up to len bytes: >0 bytes, 0 at EOF, -1 with errno (EAGAIN). */
     ssize_t (*read)(struct transport *t, void *buf, size_t len);
     /* Write from iov: bytes written (maybe partial) or -1 with errno. */

@@ -494,7 +494,9 @@ static void ws_read_once(struct tunnel *t)
         t->busy = true;
         t->last_alive = ev_now(t->w->loop);
         ws_pump(t);
-        if ((size_t)n < room && !t->ws.ops->pending(&t->ws))
+        /* a short read drained a plain socket; TLS returns a record at a
+         * time, so it reads on until EAGAIN */
+        if ((size_t)n < room && !t->ws.ops->pending(&t->ws) && t->ws.ops->raw)
             t->ws_rd_ok = false; /* drained for now: the watcher says when there is more */
     } else if (n == 0) {
         t->moves++;
