@@ -14,16 +14,28 @@ cleanup() {
 trap cleanup EXIT
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-# the app: answers its release; release "broken" crashes at start-up
+# the app: answers its release; release "broken" crashes at start-up. On
+# SIGTERM (start_server retiring it) it answers the request in hand and exits:
+# dying in the middle of one would reset that client.
 cat > "$T/app.py" <<'PY'
-import os, socket, sys
+import os, signal, socket, sys
 release = open(sys.argv[1]).read().strip()
 if release == "broken":
     sys.exit("app: cannot parse config")
+stop = False
+def term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, term)
 fd = int(os.environ["SERVER_STARTER_PORT"].split("=")[1])
 s = socket.socket(fileno=fd)
-while True:
-    c, _ = s.accept()
+s.settimeout(0.1)  # look at `stop` between connections
+while not stop:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(5)
     c.recv(100)
     c.sendall(b"release %s (generation %s)\n" % (release.encode(),
               os.environ["SERVER_STARTER_GENERATION"].encode()))
