@@ -681,15 +681,22 @@ def start_server_paths():
     return out
 
 
-def test_hot_deploy_perl_start_server(ctr, procs, tmp_path):
+@pytest.mark.parametrize("starter", ["perl", "opskit"])
+def test_hot_deploy_start_server(ctr, procs, tmp_path, starter):
     """KILL_OLD_DELAY=3 start_server -- docker run -P -l app=X …; HUP under a
     client loop: zero failed requests; the new container serves within 1 s of
-    its start."""
-    need("start_server")
+    its start. Under Perl's start_server and under ours."""
+    if starter == "perl":
+        need("start_server")
+        prog = shutil.which("start_server")
+    else:
+        prog = binpath("start_server")
+        if not os.path.exists(prog):
+            pytest.skip("build/start_server not built")
     port = free_port()
     env = dict(os.environ, KILL_OLD_DELAY="3")
     ss_log = str(tmp_path / "start_server.log")
-    ss = procs.start(["start_server", "--interval", "1", "--", DOCKER, "run", "--rm", "-P",
+    ss = procs.start([prog, "--interval", "1", "--", DOCKER, "run", "--rm", "-P",
                       "-l", TEST_LABEL + "=1", "-l", "app=" + ctr.app, "--expose", str(port),
                       IMAGE, "/srv/web.sh", str(port)],
                      env=env, stdout=open(ss_log, "w"), stderr=subprocess.STDOUT)
