@@ -8,6 +8,7 @@ rather than a guess with a fudge factor.
 """
 import json
 import os
+import platform
 import re
 import shutil
 import stat
@@ -172,7 +173,25 @@ def sleeper(procs, arg="1000", **kw):
     p = procs.start(["sleep", arg], **kw)
     wait_for(lambda: open("/proc/%d/comm" % p.pid).read().strip() == "sleep",
              what="sleep to exec")
+    # and past its start-up: locale set-up opens and closes files, so a
+    # sample taken then sees an extra descriptor (flaked in CI: 4 fds, then 3)
+    wait_for(lambda: sleeping(p.pid), what="sleep to be asleep")
     return p
+
+
+def sleeping(pid):
+    """pid is blocked in its sleep: state S and, where the numbers are known
+    (x86_64), in nanosleep/clock_nanosleep."""
+    stat = open("/proc/%d/stat" % pid).read()
+    if stat.rsplit(")", 1)[1].split()[0] != "S":
+        return False
+    if platform.machine() != "x86_64":
+        return True
+    try:
+        nr = open("/proc/%d/syscall" % pid).read().split()[0]
+    except OSError:
+        return True
+    return nr in ("35", "230")
 
 
 class Bracket:
