@@ -681,18 +681,23 @@ def start_server_paths():
     return out
 
 
+def starter_prog(starter):
+    """The start_server to run: Debian's Perl one ("perl") or ours ("opskit")."""
+    if starter == "perl":
+        need("start_server")
+        return shutil.which("start_server")
+    prog = binpath("start_server")
+    if not os.path.exists(prog):
+        pytest.skip("build/start_server not built")
+    return prog
+
+
 @pytest.mark.parametrize("starter", ["perl", "opskit"])
 def test_hot_deploy_start_server(ctr, procs, tmp_path, starter):
     """KILL_OLD_DELAY=3 start_server -- docker run -P -l app=X …; HUP under a
     client loop: zero failed requests; the new container serves within 1 s of
     its start. Under Perl's start_server and under ours."""
-    if starter == "perl":
-        need("start_server")
-        prog = shutil.which("start_server")
-    else:
-        prog = binpath("start_server")
-        if not os.path.exists(prog):
-            pytest.skip("build/start_server not built")
+    prog = starter_prog(starter)
     port = free_port()
     env = dict(os.environ, KILL_OLD_DELAY="3")
     ss_log = str(tmp_path / "start_server.log")
@@ -744,13 +749,7 @@ def test_hot_deploy_start_server(ctr, procs, tmp_path, starter):
 def test_motarei_under_start_server(ctr, procs, tmp_path, starter):
     """motarei takes its listener from SERVER_STARTER_PORT, so it can itself be
     upgraded by a HUP without refusing a connection."""
-    if starter == "perl":
-        need("start_server")
-        prog = shutil.which("start_server")
-    else:
-        prog = binpath("start_server")
-        if not os.path.exists(prog):
-            pytest.skip("build/start_server not built")
+    prog = starter_prog(starter)
     port = free_port()
     ctr.web(port)
     log = str(tmp_path / "ss.log")
