@@ -75,6 +75,7 @@ static const struct wsg_disconnect_names client_names = {
 
 struct cli_hs {
     struct listener *l;
+    struct wsg_conn conn; /* the connection to the server until the upgrade */
     struct net_dial *dial;
     struct ws_hs_client hc;
     bool hc_init;
@@ -92,6 +93,7 @@ static void hs_free(struct tunnel *t)
         return;
     if (h->dial)
         net_dial_cancel(h->dial);
+    wsg_conn_free(&h->conn);
     if (h->hc_init)
         ws_hs_client_free(&h->hc);
     if (h->fd >= 0)
@@ -123,29 +125,27 @@ static void hs_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     hs_fail(t, why);
 }
 
-static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void hs_read(struct tunnel *t)
 {
-    (void)loop;
-    (void)revents;
-    struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
+    struct transport *tr = &h->conn.tr;
     uint8_t buf[16384];
     char why[1500];
     ssize_t n;
     size_t used;
     int rc;
     for (;;) {
-        n = transport_read(&t->ws, buf, sizeof buf);
+        n = transport_read(tr, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* TLS: our handshake flight may still be queued */
-            wsg_io_wait(loop, io, t->ws.fd, t->ws.read_wait);
+            wsg_conn_want_read(&h->conn);
             return;
         }
         if (n < 0) {
             char eb[300];
-            const char *te = transport_error(&t->ws, eb, sizeof eb);
+            const char *te = transport_error(tr, eb, sizeof eb);
             snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
                      *te ? te : strerror(errno));
             hs_fail(t, why);
@@ -155,7 +155,7 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         rc = ws_hs_client_feed(&h->hc, buf, (size_t)n, &used);
         if (rc != WS_HS_MORE)
             break;
-        if (n == 0 || !t->ws.ops->pending(&t->ws))
+        if (n == 0 || !tr->ops->pending(tr))
             return;
     }
     if (rc == WS_HS_ERROR) {
@@ -180,43 +180,35 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (h->hc.protocol && strcmp(h->hc.protocol, WSG_HALF_CLOSE_PROTOCOL) == 0)
         t->half_close = true;
-    hs_free(t);
-    t->hs_free = NULL;
-    tunnel_start(t, buf + used, (size_t)n - used);
+    tunnel_start(t, &h->conn, buf + used, (size_t)n - used); /* frees h */
 }
 
-static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void hs_write(struct tunnel *t)
 {
-    (void)revents;
-    struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
-    if (transport_write_all(&t->ws, h->req, h->req_len, &h->req_off) < 0) {
+    if (transport_write_all(&h->conn.tr, h->req, h->req_len, &h->req_off) < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             /* TLS may need to read (handshake) before it can write */
-            ev_set_cb(&t->ws_wio, hs_write_cb);
-            wsg_io_wait(loop, &t->ws_wio, t->ws.fd, t->ws.write_wait);
+            wsg_conn_want_write(&h->conn);
             return;
         }
         char why[1500], eb[300];
-        const char *te = transport_error(&t->ws, eb, sizeof eb);
+        const char *te = transport_error(&h->conn.tr, eb, sizeof eb);
         snprintf(why, sizeof why, "Dial to \"%s\" fail: %s", h->l->url,
                  *te ? te : strerror(errno));
         hs_fail(t, why);
         return;
     }
-    ev_io_stop(loop, &t->ws_wio);
-    ev_set_cb(&t->ws_rio, hs_read_cb);
-    wsg_io_wait(loop, &t->ws_rio, t->ws.fd, t->ws.read_wait);
+    wsg_conn_stop_write(&h->conn);
+    wsg_conn_want_read(&h->conn);
 }
 
 static void ws_handshake_start(struct tunnel *t, int fd);
 
 /* ---- HTTP proxy (CONNECT) ---- */
 
-static void proxy_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void proxy_read(struct tunnel *t)
 {
-    (void)revents;
-    struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
     char why[1500];
     ssize_t n = recv(h->fd, h->presp + h->presp_len, sizeof h->presp - 1 - h->presp_len, 0);
@@ -246,16 +238,14 @@ static void proxy_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         hs_fail(t, why); /* hs_free closes h->fd */
         return;
     }
-    ev_io_stop(loop, &t->ws_rio);
+    wsg_conn_stop_read(&h->conn);
     int fd = h->fd;
     h->fd = -1;
     ws_handshake_start(t, fd);
 }
 
-static void proxy_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+static void proxy_write(struct tunnel *t)
 {
-    (void)revents;
-    struct tunnel *t = io->data;
     struct cli_hs *h = t->hs;
     while (h->req_off < h->req_len) {
         ssize_t n = send(h->fd, h->req + h->req_off, h->req_len - h->req_off, MSG_NOSIGNAL);
@@ -263,11 +253,7 @@ static void proxy_write_cb(struct ev_loop *loop, ev_io *io, int revents)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!ev_is_active(&t->ws_wio)) {
-                    ev_set_cb(&t->ws_wio, proxy_write_cb);
-                    ev_io_set(&t->ws_wio, h->fd, EV_WRITE);
-                    ev_io_start(loop, &t->ws_wio);
-                }
+                wsg_io_wait(h->conn.loop, &h->conn.wio, h->fd, TRANSPORT_WRITABLE);
                 return;
             }
             char why[600];
@@ -277,10 +263,32 @@ static void proxy_write_cb(struct ev_loop *loop, ev_io *io, int revents)
         }
         h->req_off += (size_t)n;
     }
-    ev_io_stop(loop, &t->ws_wio);
-    ev_set_cb(&t->ws_rio, proxy_read_cb);
-    ev_io_set(&t->ws_rio, h->fd, EV_READ);
-    ev_io_start(loop, &t->ws_rio);
+    wsg_conn_stop_write(&h->conn);
+    wsg_io_wait(h->conn.loop, &h->conn.rio, h->fd, TRANSPORT_READABLE);
+}
+
+/* The connection's watchers: on the proxy's socket while h->fd is set (the
+ * CONNECT exchange), then on the transport (the upgrade). */
+static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    if (((struct cli_hs *)t->hs)->fd >= 0)
+        proxy_read(t);
+    else
+        hs_read(t);
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tunnel *t = io->data;
+    if (((struct cli_hs *)t->hs)->fd >= 0)
+        proxy_write(t);
+    else
+        hs_write(t);
 }
 
 static void proxy_connect(struct tunnel *t, int fd)
@@ -293,7 +301,7 @@ static void proxy_connect(struct tunnel *t, int fd)
                      l->proxy_auth ? "\r\n" : "");
     h->req_len = n > 0 && (size_t)n < sizeof h->req ? (size_t)n : 0;
     h->req_off = 0;
-    proxy_write_cb(l->cl->loop, &t->ws_wio, EV_WRITE);
+    proxy_write(t);
 }
 
 static void dial_done(void *arg, int fd, const char *error)
@@ -324,12 +332,12 @@ static void ws_handshake_start(struct tunnel *t, int fd)
     struct client *cl = h->l->cl;
     char why[1500];
     if (h->l->tls) {
-        if (transport_tls_init(&t->ws, fd, cl->tls_ctx, h->l->tls_host) < 0) {
+        if (transport_tls_init(&h->conn.tr, fd, cl->tls_ctx, h->l->tls_host) < 0) {
             hs_fail(t, "TLS setup failed");
             return;
         }
     } else {
-        transport_tcp_init(&t->ws, fd);
+        transport_tcp_init(&h->conn.tr, fd);
     }
     const char *hdrs[66];
     size_t nh = 0;
@@ -370,7 +378,7 @@ static void ws_handshake_start(struct tunnel *t, int fd)
     }
     h->req_len = (size_t)n;
     h->req_off = 0;
-    hs_write_cb(cl->loop, &t->ws_wio, EV_WRITE);
+    hs_write(t);
 }
 
 /* Start one tunnel for listener l on an accepted socket (or stdin/stdout). */
@@ -389,6 +397,7 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
     }
     h->l = l;
     h->fd = -1;
+    wsg_conn_init(&h->conn, cl->loop, t, conn_read_cb, conn_write_cb, hs_timeout_cb);
     t->hs = h;
     t->hs_free = hs_free;
     t->seq = ++cl->seq;
@@ -401,9 +410,7 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
         net_peer_name(rfd, t->remote_addr, sizeof t->remote_addr);
     }
     snprintf(t->dest, sizeof t->dest, "%s", l->url);
-    ev_set_cb(&t->timer, hs_timeout_cb);
-    ev_timer_set(&t->timer, cl->connect_timeout > 0 ? cl->connect_timeout : 1e9, 0.);
-    ev_timer_start(cl->loop, &t->timer);
+    wsg_conn_arm(&h->conn, cl->connect_timeout);
     h->dial = net_dial(cl->loop, l->proxy[0] ? l->proxy : l->dial_target, cl->connect_timeout,
                        dial_done, t);
     if (!h->dial)

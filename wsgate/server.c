@@ -105,6 +105,7 @@ static const struct wsg_disconnect_names server_names = {
 /* Handshake state of one accepted connection (t->hs). */
 struct srv_hs {
     struct server *srv;
+    struct wsg_conn conn; /* the client's connection until the upgrade */
     struct ws_hs_server parser;
     struct net_dial *dial;
     char out[2048];
@@ -127,6 +128,7 @@ static void hs_free(struct tunnel *t)
         return;
     if (h->dial)
         net_dial_cancel(h->dial);
+    wsg_conn_free(&h->conn);
     ws_hs_server_free(&h->parser);
     free(h->early);
     free(h->big);
@@ -137,11 +139,11 @@ static void hs_free(struct tunnel *t)
 static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 
-static void hs_arm(struct tunnel *t, double secs)
+static void hs_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 {
-    ev_timer_stop(t->w->loop, &t->timer);
-    ev_timer_set(&t->timer, secs > 0 ? secs : 1e9, 0.);
-    ev_timer_start(t->w->loop, &t->timer);
+    (void)loop;
+    (void)revents;
+    tunnel_close(tm->data); /* no complete request in time, or a response not taken */
 }
 
 /* Send what is in h->out; then either start the tunnel (101) or linger. */
@@ -149,10 +151,9 @@ static void hs_flush(struct tunnel *t)
 {
     struct srv_hs *h = t->hs;
     char *out = h->big ? h->big : h->out;
-    if (transport_write_all(&t->ws, out, h->out_len, &h->out_off) < 0) {
+    if (transport_write_all(&h->conn.tr, out, h->out_len, &h->out_off) < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            ev_set_cb(&t->ws_wio, hs_write_cb);
-            wsg_io_wait(t->w->loop, &t->ws_wio, t->ws.fd, t->ws.write_wait);
+            wsg_conn_want_write(&h->conn);
             return;
         }
         if (h->upgrade) {
@@ -162,26 +163,18 @@ static void hs_flush(struct tunnel *t)
         tunnel_close(t);
         return;
     }
-    ev_io_stop(t->w->loop, &t->ws_wio);
+    wsg_conn_stop_write(&h->conn);
     if (h->upgrade) {
-        uint8_t *early = h->early;
-        size_t elen = h->early_len;
-        h->early = NULL;
-        hs_free(t);
-        t->hs_free = NULL;
-        tunnel_start(t, early, elen);
-        free(early);
+        tunnel_start(t, &h->conn, h->early, h->early_len); /* frees h */
         return;
     }
     /* Lingering close: half-close and read until the client closes, so
      * that unread request bytes cannot turn our FIN into a RST that destroys
      * the response in flight. (TLS: close_notify, then the same.) */
-    transport_shutdown_write(&t->ws);
+    transport_shutdown_write(&h->conn.tr);
     h->draining = true;
-    hs_arm(t, 2.0);
-    ev_io_stop(t->w->loop, &t->ws_rio);
-    ev_set_cb(&t->ws_rio, hs_read_cb);
-    wsg_io_wait(t->w->loop, &t->ws_rio, t->ws.fd, t->ws.read_wait);
+    wsg_conn_arm(&h->conn, 2.0);
+    wsg_conn_want_read(&h->conn);
 }
 
 static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -194,7 +187,7 @@ static void hs_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void respond(struct tunnel *t, int status, const char *body, const char *extra)
 {
     struct srv_hs *h = t->hs;
-    ev_io_stop(t->w->loop, &t->ws_rio);
+    wsg_conn_stop_read(&h->conn);
     size_t need = (body ? strlen(body) : 0) + (extra ? strlen(extra) : 0) + 256;
     char *out = h->out;
     size_t cap = sizeof h->out;
@@ -215,7 +208,7 @@ static void respond(struct tunnel *t, int status, const char *body, const char *
     h->out_len = (size_t)n;
     h->out_off = 0;
     h->upgrade = false;
-    hs_arm(t, t->w->opts->write_timeout);
+    wsg_conn_arm(&h->conn, t->w->opts->write_timeout);
     hs_flush(t);
 }
 
@@ -254,7 +247,7 @@ static void dial_done(void *arg, int fd, const char *error)
     h->out_len = (size_t)n;
     h->out_off = 0;
     h->upgrade = true;
-    hs_arm(t, t->w->opts->handshake_timeout);
+    wsg_conn_arm(&h->conn, t->w->opts->handshake_timeout);
     hs_flush(t);
 }
 
@@ -458,8 +451,8 @@ static void route(struct tunnel *t)
     const char *up;
     if (!route_authorize(t, name) || !(up = route_upstream(t, name)) || !route_upgrade(t))
         return;
-    ev_io_stop(t->w->loop, &t->ws_rio);
-    ev_timer_stop(t->w->loop, &t->timer);
+    wsg_conn_stop_read(&h->conn);
+    wsg_conn_disarm(&h->conn); /* the dial has its own timeout */
     h->dial = net_dial(t->w->loop, up, h->srv->opts.dial_timeout, dial_done, t);
     if (!h->dial)
         respond(t, 500, "Could not connect upstream: out of memory\n", NULL);
@@ -467,23 +460,24 @@ static void route(struct tunnel *t)
 
 static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
+    (void)loop;
     (void)revents;
     struct tunnel *t = io->data;
     struct srv_hs *h = t->hs;
     uint8_t buf[8192];
     for (;;) {
-        ssize_t n = transport_read(&t->ws, buf, sizeof buf);
+        ssize_t n = transport_read(&h->conn.tr, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 /* TLS: a handshake flight of ours may be queued */
-                wsg_io_wait(loop, io, t->ws.fd, t->ws.read_wait);
+                wsg_conn_want_read(&h->conn);
                 return;
             }
-            if (!h->draining && t->ws.ops != NULL) {
+            if (!h->draining) {
                 char eb[300];
-                const char *why = transport_error(&t->ws, eb, sizeof eb);
+                const char *why = transport_error(&h->conn.tr, eb, sizeof eb);
                 if (*why)
                     tunnel_log(t, JSONLOG_WARN, "TLS handshake failed", "error", why, NULL,
                                NULL);
@@ -494,7 +488,7 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (h->draining) {
             if (n == 0)
                 tunnel_close(t);
-            if (n == 0 || !t->ws.ops->pending(&t->ws))
+            if (n == 0 || !h->conn.tr.ops->pending(&h->conn.tr))
                 return;
             continue;
         }
@@ -504,7 +498,7 @@ static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (rc == WS_HS_MORE) {
             if (n == 0)
                 tunnel_close(t); /* EOF before a complete head: nothing to answer */
-            else if (t->ws.ops->pending(&t->ws))
+            else if (h->conn.tr.ops->pending(&h->conn.tr))
                 continue; /* TLS holds more of the head than the socket announces */
             return;
         }
@@ -553,23 +547,22 @@ static void server_accept(struct acceptor *a, int fd, const struct sockaddr *pee
         return;
     }
     h->srv = srv;
+    wsg_conn_init(&h->conn, loop, t, hs_read_cb, hs_write_cb, hs_timeout_cb);
     t->hs = h;
     t->hs_free = hs_free;
     net_set_nodelay(fd);
     net_peer_name(fd, t->remote_addr, sizeof t->remote_addr);
     pthread_rwlock_rdlock(&srv->cfg);
-    int tls_rc = srv->tls_ctx ? transport_tls_init(&t->ws, fd, srv->tls_ctx, NULL) : 1;
+    int tls_rc = srv->tls_ctx ? transport_tls_init(&h->conn.tr, fd, srv->tls_ctx, NULL) : 1;
     pthread_rwlock_unlock(&srv->cfg);
     if (tls_rc < 0) {
         tunnel_close(t);
         return;
     } else if (tls_rc > 0) {
-        transport_tcp_init(&t->ws, fd);
+        transport_tcp_init(&h->conn.tr, fd);
     }
-    ev_set_cb(&t->ws_rio, hs_read_cb);
-    ev_io_set(&t->ws_rio, fd, EV_READ);
-    ev_io_start(loop, &t->ws_rio);
-    hs_arm(t, srv->opts.handshake_timeout);
+    wsg_conn_want_read(&h->conn);
+    wsg_conn_arm(&h->conn, srv->opts.handshake_timeout);
 }
 
 /* A worker's last tunnel closed: if it is stopping, it is done. */

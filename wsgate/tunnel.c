@@ -39,6 +39,63 @@ void wsg_process_setup(void)
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
+/* ---- the handshake's connection ---- */
+
+void wsg_conn_init(struct wsg_conn *c, struct ev_loop *loop, void *data, wsg_io_cb on_read,
+                   wsg_io_cb on_write, wsg_timer_cb on_deadline)
+{
+    memset(&c->tr, 0, sizeof c->tr);
+    c->tr.fd = -1;
+    c->loop = loop;
+    ev_init(&c->rio, on_read);
+    ev_init(&c->wio, on_write);
+    ev_init(&c->deadline, on_deadline);
+    c->rio.data = c->wio.data = c->deadline.data = data;
+}
+
+void wsg_conn_want_read(struct wsg_conn *c)
+{
+    wsg_io_wait(c->loop, &c->rio, c->tr.fd, c->tr.read_wait);
+}
+
+void wsg_conn_want_write(struct wsg_conn *c)
+{
+    wsg_io_wait(c->loop, &c->wio, c->tr.fd, c->tr.write_wait);
+}
+
+void wsg_conn_stop_read(struct wsg_conn *c)
+{
+    ev_io_stop(c->loop, &c->rio);
+}
+
+void wsg_conn_stop_write(struct wsg_conn *c)
+{
+    ev_io_stop(c->loop, &c->wio);
+}
+
+void wsg_conn_arm(struct wsg_conn *c, double secs)
+{
+    ev_timer_stop(c->loop, &c->deadline);
+    if (secs > 0) {
+        ev_timer_set(&c->deadline, secs, 0.);
+        ev_timer_start(c->loop, &c->deadline);
+    }
+}
+
+void wsg_conn_disarm(struct wsg_conn *c)
+{
+    ev_timer_stop(c->loop, &c->deadline);
+}
+
+void wsg_conn_free(struct wsg_conn *c)
+{
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_stop(c->loop, &c->wio);
+    ev_timer_stop(c->loop, &c->deadline);
+    transport_close(&c->tr);
+    c->tr.ops = NULL;
+}
+
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names)
 {
     struct tunnel *t = calloc(1, sizeof *t + w->app_size);
@@ -698,8 +755,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     (void)loop;
     (void)revents;
     struct tunnel *t = tm->data;
-    /* the close-handshake deadline (and a fallback during the handshake,
-     * whose code arms its own timers) */
+    /* the close-handshake deadline, or the peer's EOF while the TCP side
+     * still had output it would not take */
     tunnel_close(t);
 }
 
@@ -771,7 +828,7 @@ static void tunnel_after_event(struct tunnel *t)
     io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->tcp_out_len > 0 && wfd(t) >= 0);
 }
 
-void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
+void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len)
 {
     struct ws_decoder_config dc = { 0 };
     dc.role = t->w->role;
@@ -780,20 +837,30 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
     dc.binary_only = false; /* text is refused by handle_data with the original's log */
     dc.allowed_rsv = t->pmd_on ? WS_RSV1 : 0;
     ws_decoder_init(&t->dec, &dc);
-    ev_timer_stop(t->w->loop, &t->timer);
-    /* the handshake code used these watchers with its own callbacks */
-    ev_io_stop(t->w->loop, &t->ws_rio);
-    ev_io_stop(t->w->loop, &t->ws_wio);
-    ev_set_cb(&t->ws_rio, ws_io_cb);
-    ev_set_cb(&t->ws_wio, ws_io_cb);
-    ev_set_cb(&t->timer, timer_cb);
-    t->ws_rd_ok = t->ws_wr_ok = t->tcp_rd_ok = t->tcp_wr_ok = true; /* until EAGAIN says not */
-    if (len > 0 && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
+    if (len > WSG_BUF_SIZE)
+        len = WSG_BUF_SIZE;
+    bool oom = len > 0 && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE);
+    if (len > 0 && !oom) {
+        memcpy(t->ws_rbuf, early, len);
+        t->ws_rlen = len;
+    }
+    /* the connection is the tunnel's now; the handshake state goes */
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_stop(c->loop, &c->wio);
+    ev_timer_stop(c->loop, &c->deadline);
+    t->ws = c->tr;
+    c->tr.ops = NULL;
+    c->tr.fd = -1;
+    if (t->hs_free)
+        t->hs_free(t);
+    t->hs_free = NULL;
+    if (oom) {
         tunnel_log(t, JSONLOG_ERROR, "out of memory", NULL, NULL, NULL, NULL);
         t->failed = true;
         tunnel_close(t);
         return;
     }
+    t->ws_rd_ok = t->ws_wr_ok = t->tcp_rd_ok = t->tcp_wr_ok = true; /* until EAGAIN says not */
     t->state = TUNNEL_OPEN;
     __atomic_add_fetch(&t->w->relaying, 1, __ATOMIC_RELAXED);
     t->last_alive = ev_now(t->w->loop);
@@ -802,12 +869,6 @@ void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len)
         ev_timer_start(t->w->loop, &t->ping_timer);
     }
     tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
-    if (len > WSG_BUF_SIZE)
-        len = WSG_BUF_SIZE;
-    if (len) {
-        memcpy(t->ws_rbuf, early, len);
-        t->ws_rlen = len;
-    }
     tunnel_progress(t);
 }
 

@@ -63,6 +63,35 @@ static inline void wsg_io_wait(struct ev_loop *loop, ev_io *io, int fd, unsigned
     ev_io_start(loop, io);
 }
 
+/* A WebSocket connection during its handshake: the transport (once there
+ * is one), a read and a write watcher and a deadline, all with the
+ * handshake code's own callbacks (their data: the tunnel). It lives in the
+ * handshake state of server.c/client.c; tunnel_start() takes the transport
+ * and stops the rest, and the tunnel relays on watchers of its own. */
+struct wsg_conn {
+    struct ev_loop *loop;
+    struct transport tr; /* tr.ops NULL: no transport yet */
+    ev_io rio, wio;
+    ev_timer deadline;
+};
+
+typedef void (*wsg_io_cb)(struct ev_loop *loop, ev_io *io, int revents);
+typedef void (*wsg_timer_cb)(struct ev_loop *loop, ev_timer *tm, int revents);
+
+void wsg_conn_init(struct wsg_conn *c, struct ev_loop *loop, void *data, wsg_io_cb on_read,
+                   wsg_io_cb on_write, wsg_timer_cb on_deadline);
+/* Wait for the transport to be readable / writable as it needs (TLS may
+ * need the other readiness); stop waiting. */
+void wsg_conn_want_read(struct wsg_conn *c);
+void wsg_conn_want_write(struct wsg_conn *c);
+void wsg_conn_stop_read(struct wsg_conn *c);
+void wsg_conn_stop_write(struct wsg_conn *c);
+/* (Re)start the deadline: secs from now (<= 0: none); stop it. */
+void wsg_conn_arm(struct wsg_conn *c, double secs);
+void wsg_conn_disarm(struct wsg_conn *c);
+/* Stop everything and close the transport if it was not handed on. */
+void wsg_conn_free(struct wsg_conn *c);
+
 /* Settings shared by every tunnel of a program (read-only once running). */
 struct wsg_opts {
     double handshake_timeout; /* seconds */
@@ -200,10 +229,11 @@ void wsg_worker_start_sweep(struct wsg_worker *w);
 /* Allocate a tunnel on worker w (counted in w->open). fds are not set yet. */
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names);
 
-/* Start relaying: the handshake is done, t->ws and t->tcp_fd are set, and
- * `early` bytes (len) that followed the handshake head are WebSocket data.
- * Logs the "Connected" line. */
-void tunnel_start(struct tunnel *t, const uint8_t *early, size_t len);
+/* Start relaying: the handshake on c is done and t->tcp_fd is set; `early`
+ * bytes (len) that followed the handshake head are WebSocket data (copied).
+ * Takes c's transport, stops c's watchers, then ends the handshake state
+ * (t->hs_free, which may free c). Logs the "Connected" line. */
+void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len);
 
 /* The one exit: stop watchers, close both sockets, log the final line (when
  * the tunnel was open) and free. Safe to call once; t is invalid after it. */

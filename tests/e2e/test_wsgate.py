@@ -297,6 +297,43 @@ def test_dial_timeout(procs, tmp_path):
         c.close()
 
 
+def test_handshake_deadlines(procs, tmp_path, tcp_peer):
+    """The handshake's own deadline on both sides: the server drops a client
+    that sends half a request head (-handshake_timeout), the client gives
+    up on a server that accepts and never answers (--connect-timeout), and
+    both keep serving."""
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer("echo")},
+             server_args=["-handshake_timeout", "700ms"])
+    with socket.create_connection(("127.0.0.1", g.port), timeout=20) as s:
+        s.sendall(b"GET /proxy/echo HTTP/1.1\r\nHost: x\r\n")  # no end of head
+        t0 = time.monotonic()
+        assert s.recv(100) == b""  # closed, nothing answered
+        elapsed = time.monotonic() - t0
+    assert 0.5 < elapsed < 8, elapsed
+    status, _, _ = http_raw(g.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert status in (200, 404)  # still serving
+
+    mute = socket.socket()  # accepts (the kernel does) and never answers
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)
+    port = free_port()
+    cmap = tmp_path / "mute-map.txt"
+    cmap.write_text("127.0.0.1:%d,http://127.0.0.1:%d/proxy/x\n" % (port, mute.getsockname()[1]))
+    clog = tmp_path / "mute-client.log"
+    client = procs.start([CLIENT, "--map", str(cmap), "--connect-timeout", "700ms"],
+                         stderr=open(clog, "wb"))
+    wait_listening(port, proc=client)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        t0 = time.monotonic()
+        assert s.recv(100) == b""  # the tunnel never started: the app is closed
+        elapsed = time.monotonic() - t0
+    assert 0.5 < elapsed < 8, elapsed
+    fails = [e for e in read_log(clog) if e.get("msg") == "Failed to connect backend"]
+    assert len(fails) == 1 and "i/o timeout" in fails[0]["error"], fails
+    assert client.poll() is None
+    mute.close()
+
+
 # ---------------------------------------------------------------- real peers
 
 def start_memcached(procs):

@@ -62,6 +62,7 @@ struct harness {
     struct wsg_opts opts;
     struct wsg_worker w;
     struct tunnel *t;
+    struct wsg_conn conn; /* the WebSocket connection before the tunnel takes it */
     int peer;  /* the test's WebSocket end */
     int app;   /* the test's TCP end */
     enum ws_role peer_role;
@@ -147,11 +148,11 @@ static void tls_handshake(struct harness *h)
     /* until the test's end is done and then 100 ms pass without handshake
      * bytes for us (its last flight, session tickets) */
     for (int i = 0, quiet = 0; i < WAIT_MS / 10 && quiet < 10; i++) {
-        ssize_t n = transport_read(&h->t->ws, &c, 1);
+        ssize_t n = transport_read(&h->conn.tr, &c, 1);
         assert_true(n < 0 && errno == EAGAIN); /* no data before the tunnel runs */
-        struct pollfd p = { .fd = h->t->ws.fd,
-                            .events = (short)((h->t->ws.read_wait & TRANSPORT_READABLE ? POLLIN : 0) |
-                                     (h->t->ws.read_wait & TRANSPORT_WRITABLE ? POLLOUT : 0)) };
+        struct pollfd p = { .fd = h->conn.tr.fd,
+                            .events = (short)((h->conn.tr.read_wait & TRANSPORT_READABLE ? POLLIN : 0) |
+                                     (h->conn.tr.read_wait & TRANSPORT_WRITABLE ? POLLOUT : 0)) };
         int r = poll(&p, 1, 10);
         quiet = x.done && r == 0 ? quiet + 1 : 0;
     }
@@ -197,6 +198,7 @@ static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_ap
 
     struct tunnel *t = tunnel_new(&h->w, &names);
     assert_non_null(t);
+    wsg_conn_init(&h->conn, h->loop, t, NULL, NULL, NULL); /* no handshake runs on it */
     if (tls) {
         make_cert();
         char err[256];
@@ -205,7 +207,7 @@ static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_ap
                             : transport_tls_client_ctx(tls_cert, err, sizeof err);
         assert_non_null(ours);
         assert_int_equal(
-            transport_tls_init(&t->ws, ws[1], ours, role == WS_ROLE_SERVER ? NULL : "localhost"),
+            transport_tls_init(&h->conn.tr, ws[1], ours, role == WS_ROLE_SERVER ? NULL : "localhost"),
             0);
         transport_tls_ctx_free(ours);
         h->peer_ctx = SSL_CTX_new(role == WS_ROLE_SERVER ? TLS_client_method() : TLS_server_method());
@@ -222,7 +224,7 @@ static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_ap
         else
             SSL_set_accept_state(h->ssl);
     } else {
-        transport_tcp_init(&t->ws, ws[1]);
+        transport_tcp_init(&h->conn.tr, ws[1]);
     }
     t->tcp_fd = tcp[1];
     t->half_close = half_close;
@@ -230,7 +232,7 @@ static struct harness *start_tls(enum ws_role role, bool half_close, bool tcp_ap
     h->t = t;
     if (h->ssl)
         tls_handshake(h);
-    tunnel_start(t, NULL, 0);
+    tunnel_start(t, &h->conn, NULL, 0);
     if (g_sweep)
         wsg_worker_start_sweep(&h->w);
     g_sweep = false;
