@@ -317,8 +317,8 @@ static char *metrics_text(struct server *srv)
 static void server_tunnel_closed(struct tunnel *t)
 {
     struct server *srv = server_of(t);
-    ADD(srv->bytes_in, t->nread);
-    ADD(srv->bytes_out, t->nwrite);
+    ADD(srv->bytes_in, t->down.bytes);
+    ADD(srv->bytes_out, t->up.bytes);
     pthread_rwlock_rdlock(&srv->cfg);
     struct wsg_map_entry *e = wsg_map_find(&srv->map, t->dest);
     if (e) {

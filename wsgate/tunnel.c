@@ -1,9 +1,10 @@
 /* tunnel: the relay between a WebSocket and a TCP socket (see tunnel.h).
  *
- * Every watcher callback does its I/O, records what happened in the tunnel's
- * flags, and ends with tunnel_after_event(), which either closes the tunnel
- * (the single exit) or sets the four watchers from the state. Nothing frees
- * the tunnel in the middle of a callback. */
+ * Every watcher callback records the readiness it saw and runs
+ * tunnel_progress(): one loop that moves both halves as far as they go and
+ * ends in tunnel_after_event(), which either closes the tunnel (the single
+ * exit) or sets the four watchers from the state. Failures go through
+ * tunnel_fail(). Nothing frees the tunnel in the middle of a callback. */
 #include "tunnel.h"
 
 #include <errno.h>
@@ -22,8 +23,8 @@ static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_write_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
-static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
 static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents);
+static void dump_release(struct tunnel *t);
 
 void wsg_keepalive_apply(const struct wsg_keepalive *k, struct wsg_opts *opts)
 {
@@ -115,8 +116,6 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
     t->ws_rio.data = t->ws_wio.data = t->tcp_rio.data = t->tcp_wio.data = t;
     ev_init(&t->timer, timer_cb);
     t->timer.data = t;
-    ev_init(&t->dump_timer, dump_timer_cb);
-    t->dump_timer.data = t;
     ev_init(&t->ping_timer, ping_timer_cb);
     t->ping_timer.data = t;
     __atomic_add_fetch(&w->open, 1, __ATOMIC_RELAXED); /* /metrics reads it */
@@ -137,25 +136,20 @@ static bool need_buf(uint8_t **b, size_t size)
 
 static void release_idle_buffers(struct tunnel *t)
 {
-    if (t->ws_rlen == 0 && t->tcp_out_len == 0 && !t->inflating) {
-        free(t->ws_rbuf);
-        t->ws_rbuf = NULL;
-        free(t->zin);
-        t->zin = NULL;
+    if (t->down.len == 0 && t->down.out_len == 0 && !t->down.inflating) {
+        free(t->down.buf);
+        t->down.buf = NULL;
+        free(t->down.zin);
+        t->down.zin = NULL;
     }
-    if (t->ws_out_len == 0) {
-        free(t->tcp_rbuf);
-        t->tcp_rbuf = NULL;
-        free(t->zout);
-        t->zout = NULL;
+    if (t->up.out_len == 0) {
+        free(t->up.buf);
+        t->up.buf = NULL;
+        free(t->up.zout);
+        t->up.zout = NULL;
     }
-    for (int d = 0; d < 2; d++) {
-        if (t->dump_len[d] == 0) {
-            free(t->dump[d]);
-            t->dump[d] = NULL;
-        }
-    }
-    if (t->pmd_on && !t->inflating)
+    dump_release(t);
+    if (t->pmd_on && !t->down.inflating)
         ws_pmd_idle(&t->pmd);
     transport_release(&t->ws);
 }
@@ -219,14 +213,24 @@ void wsg_dump_format(const uint8_t *p, size_t len, char *hex, char *ascii)
     ascii[len] = '\0';
 }
 
+/* -dump-tcp: the bytes relayed each way, logged in lines of at most
+ * WSG_DUMP_MAX bytes, at the latest 0.3 s after they passed. Only tunnels
+ * that dump carry this (t->dump). */
+struct tunnel_dump {
+    uint8_t *buf[2];  /* direction 1 (ws→tcp), 2 (tcp→ws); freed when idle */
+    size_t len[2];
+    ev_timer timer;
+};
+
 static void dump_flush(struct tunnel *t, int dir)
 {
-    size_t len = t->dump_len[dir];
+    struct tunnel_dump *d = t->dump;
+    size_t len = d ? d->len[dir] : 0;
     if (len == 0)
         return;
     char *hex = malloc(3 * len + 1), *ascii = malloc(len + 1);
     if (hex && ascii) {
-        wsg_dump_format(t->dump[dir], len, hex, ascii);
+        wsg_dump_format(d->buf[dir], len, hex, ascii);
         struct jsonlog_field f[12];
         size_t n = common_fields(t, f);
         f[n++] = JL_UINT("direction", (unsigned)dir + 1);
@@ -236,32 +240,7 @@ static void dump_flush(struct tunnel *t, int dir)
     }
     free(hex);
     free(ascii);
-    t->dump_len[dir] = 0;
-}
-
-/* Record relayed bytes for -dump-tcp (dir 0 = ws→tcp "1", 1 = tcp→ws "2"). */
-static void dump_add(struct tunnel *t, int dir, const uint8_t *p, size_t len)
-{
-    int level = t->w->opts->dump_tcp;
-    if (level < dir + 1 || t->w->role != WS_ROLE_SERVER)
-        return;
-    if (!t->dump[dir] && !(t->dump[dir] = malloc(WSG_DUMP_MAX)))
-        return;
-    while (len > 0) {
-        if (t->dump_len[dir] == WSG_DUMP_MAX)
-            dump_flush(t, dir);
-        size_t k = WSG_DUMP_MAX - t->dump_len[dir];
-        if (k > len)
-            k = len;
-        memcpy(t->dump[dir] + t->dump_len[dir], p, k);
-        t->dump_len[dir] += k;
-        p += k;
-        len -= k;
-    }
-    if (!ev_is_active(&t->dump_timer)) {
-        ev_timer_set(&t->dump_timer, 0.3, 0.3);
-        ev_timer_start(t->w->loop, &t->dump_timer);
-    }
+    d->len[dir] = 0;
 }
 
 static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
@@ -271,6 +250,60 @@ static void dump_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
     struct tunnel *t = tm->data;
     dump_flush(t, 0);
     dump_flush(t, 1);
+}
+
+/* Record relayed bytes for -dump-tcp (dir 0 = ws→tcp "1", 1 = tcp→ws "2"). */
+static void dump_add(struct tunnel *t, int dir, const uint8_t *p, size_t len)
+{
+    int level = t->w->opts->dump_tcp;
+    if (level < dir + 1 || t->w->role != WS_ROLE_SERVER)
+        return;
+    if (!t->dump) {
+        if (!(t->dump = calloc(1, sizeof *t->dump)))
+            return;
+        ev_init(&t->dump->timer, dump_timer_cb);
+        t->dump->timer.data = t;
+    }
+    struct tunnel_dump *d = t->dump;
+    if (!d->buf[dir] && !(d->buf[dir] = malloc(WSG_DUMP_MAX)))
+        return;
+    while (len > 0) {
+        if (d->len[dir] == WSG_DUMP_MAX)
+            dump_flush(t, dir);
+        size_t k = WSG_DUMP_MAX - d->len[dir];
+        if (k > len)
+            k = len;
+        memcpy(d->buf[dir] + d->len[dir], p, k);
+        d->len[dir] += k;
+        p += k;
+        len -= k;
+    }
+    if (!ev_is_active(&d->timer)) {
+        ev_timer_set(&d->timer, 0.3, 0.3);
+        ev_timer_start(t->w->loop, &d->timer);
+    }
+}
+
+/* Idle: give back the buffers that hold nothing. */
+static void dump_release(struct tunnel *t)
+{
+    for (int dir = 0; t->dump && dir < 2; dir++) {
+        if (t->dump->len[dir] == 0) {
+            free(t->dump->buf[dir]);
+            t->dump->buf[dir] = NULL;
+        }
+    }
+}
+
+static void dump_free(struct tunnel *t)
+{
+    if (!t->dump)
+        return;
+    ev_timer_stop(t->w->loop, &t->dump->timer);
+    free(t->dump->buf[0]);
+    free(t->dump->buf[1]);
+    free(t->dump);
+    t->dump = NULL;
 }
 
 /* ---- state changes ---- */
@@ -303,17 +336,17 @@ static void arm_timer(struct tunnel *t, double after)
     ev_timer_start(t->w->loop, &t->timer);
 }
 
-/* Queue our close frame after any pending data and stop taking new data. */
+/* Queue our close frame after any pending data and stop taking new data
+ * (once: only an open tunnel has not sent it, or cannot any more). */
 static void begin_close(struct tunnel *t, uint16_t code, const char *reason)
 {
-    if (t->close_sent)
+    if (t->state != TUNNEL_OPEN)
         return;
     if (t->ctrl_len + WS_MAX_CONTROL_FRAME > sizeof t->ctrl)
         t->ctrl_len = 0; /* pongs may be dropped; the close may not */
     ssize_t n = ws_close_frame(t->ctrl + t->ctrl_len, t->w->role, code, reason);
     if (n > 0)
         t->ctrl_len += (size_t)n;
-    t->close_sent = true;
     t->state = TUNNEL_CLOSING;
     arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
 }
@@ -333,19 +366,17 @@ static void tunnel_fail(struct tunnel *t, enum tunnel_at at, const char *msg, co
     if (msg)
         tunnel_log(t, JSONLOG_WARN, msg, "error", error, NULL, NULL);
     if (code == 0) {
-        t->state = TUNNEL_CLOSING;
-        t->close_sent = true;
-        t->ws_eof = true; /* forces the close in after_event */
-        t->tcp_out_len = 0;
-        t->ws_out_len = 0;
+        t->state = TUNNEL_GONE; /* with nothing left to deliver: after_event closes */
+        t->down.out_len = 0;
+        t->up.out_len = 0;
         t->ctrl_len = 0;
         return;
     }
     begin_close(t, code, reason);
-    if (at == AT_WS_READ)
-        t->close_received = true; /* the peer broke the protocol: read nothing more */
+    if (at == AT_WS_READ && t->state == TUNNEL_CLOSING)
+        t->state = TUNNEL_CLOSED; /* the peer broke the protocol: read nothing more */
     else if (at == AT_TCP_READ)
-        t->tcp_eof = true;
+        t->up.st = HALF_ENDED;
 }
 
 /* ---- WebSocket → TCP ---- */
@@ -356,7 +387,7 @@ static int wfd(const struct tunnel *t)
     return t->tcp_wfd == -1 ? t->tcp_fd : t->tcp_wfd;
 }
 
-/* Write to the TCP side what it takes; the rest waits in tcp_out (a pointer
+/* Write to the TCP side what it takes; the rest waits in down.out (a pointer
  * into the buffer it came from, which is not read into meanwhile). */
 static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
 {
@@ -376,23 +407,21 @@ static void tcp_send(struct tunnel *t, const uint8_t *p, size_t len)
         len -= (size_t)n;
         t->moves++;
     }
-    t->tcp_out = p;
-    t->tcp_out_len = len;
+    t->down.out = p;
+    t->down.out_len = len;
 }
 
+/* The peer's end-of-stream marker (half-close): the TCP side reads EOF. */
 static void got_ws_eof_marker(struct tunnel *t)
 {
-    t->ws_eof_received = true;
-    if (!t->tcp_shut) {
-        if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd) {
-            close(t->tcp_wfd); /* a pipe: EOF for the reader */
-            t->tcp_wfd = -2;
-        } else {
-            shutdown(t->tcp_fd, SHUT_WR);
-        }
-        t->tcp_shut = true;
+    if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd) {
+        close(t->tcp_wfd); /* a pipe: EOF for the reader */
+        t->tcp_wfd = -2;
+    } else {
+        shutdown(t->tcp_fd, SHUT_WR);
     }
-    if (t->tcp_eof) {
+    t->down.st = HALF_ENDED;
+    if (t->up.st != HALF_OPEN) {
         set_where(t, AT_WS_READ);
         begin_close(t, WS_CLOSE_NORMAL, NULL);
     }
@@ -402,19 +431,19 @@ static void got_ws_eof_marker(struct tunnel *t)
  * until done or the TCP side is full (resumed from ws_pump). */
 static void inflate_some(struct tunnel *t)
 {
-    while (t->inflating && t->tcp_out_len == 0 && !t->close_received &&
-           !(t->failed && t->close_sent)) {
+    while (t->down.inflating && t->down.out_len == 0 &&
+           (t->state == TUNNEL_OPEN || (t->state == TUNNEL_CLOSING && !t->failed))) {
         size_t produced = 0;
-        int rc = ws_pmd_inflate_output(&t->pmd, t->zin, WSG_BUF_SIZE, &produced);
+        int rc = ws_pmd_inflate_output(&t->pmd, t->down.zin, WSG_BUF_SIZE, &produced);
         if (produced > 0) {
-            t->nread += produced;
-            dump_add(t, 0, t->zin, produced);
-            tcp_send(t, t->zin, produced);
+            t->down.bytes += produced;
+            dump_add(t, 0, t->down.zin, produced);
+            tcp_send(t, t->down.zin, produced);
         }
         if (rc == 0) {
-            t->inflating = false;
+            t->down.inflating = false;
         } else if (rc != 1) {
-            t->inflating = false;
+            t->down.inflating = false;
             tunnel_fail(t, AT_WS_READ, "NextReader", t->pmd.error ? t->pmd.error : "inflate failed",
                         (uint16_t)rc, "bad compressed message");
         }
@@ -431,19 +460,19 @@ static void handle_data(struct tunnel *t, const struct ws_event *ev)
         tunnel_fail(t, AT_WS_READ, NULL, NULL, WS_CLOSE_UNSUPPORTED_DATA, "binary messages only");
         return;
     }
-    if (t->close_sent || t->tcp_shut) {
-        if (t->ws_eof_received && ev->len > 0)
+    if (t->state != TUNNEL_OPEN || t->down.st != HALF_OPEN) {
+        if (t->down.st == HALF_ENDED && ev->len > 0)
             tunnel_fail(t, AT_WS_READ, "NextReader", "data after end of stream",
                         WS_CLOSE_PROTOCOL_ERROR, "data after end of stream");
         return; /* closing: nowhere to deliver */
     }
     if (ev->compressed && t->pmd_on) {
-        if (!need_buf(&t->zin, WSG_BUF_SIZE)) {
+        if (!need_buf(&t->down.zin, WSG_BUF_SIZE)) {
             tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
             return;
         }
         ws_pmd_inflate_input(&t->pmd, ev->data, ev->len, ev->message_end);
-        t->inflating = true;
+        t->down.inflating = true;
         inflate_some(t);
         return;
     }
@@ -452,7 +481,7 @@ static void handle_data(struct tunnel *t, const struct ws_event *ev)
             got_ws_eof_marker(t);
         return;
     }
-    t->nread += ev->len;
+    t->down.bytes += ev->len;
     dump_add(t, 0, ev->data, ev->len);
     tcp_send(t, ev->data, ev->len);
 }
@@ -466,11 +495,12 @@ static void handle_control(struct tunnel *t, const struct ws_event *ev)
     case WS_OP_PONG:
         break;
     case WS_OP_CLOSE: {
-        t->close_received = true;
         t->close_code = ev->close_code;
         set_where(t, AT_WS_READ);
-        if (t->close_sent)
+        if (t->state == TUNNEL_CLOSING) {
+            t->state = TUNNEL_CLOSED; /* the answer to ours */
             break;
+        }
         /* echo the peer's code; one not allowed on the wire (1005: none given) sends 1000 */
         uint16_t code = ws_close_code_valid(ev->close_code) ? ev->close_code : WS_CLOSE_NORMAL;
         if (ev->close_code != WS_CLOSE_NORMAL && ev->close_code != WS_CLOSE_GOING_AWAY &&
@@ -482,34 +512,35 @@ static void handle_control(struct tunnel *t, const struct ws_event *ev)
             tunnel_fail(t, AT_WS_READ, "NextReader", msg, code, NULL);
         } else {
             begin_close(t, code, NULL);
+            t->state = TUNNEL_CLOSED; /* ours answers the peer's */
         }
         break;
     }
     }
 }
 
-/* Decode what is in ws_rbuf and deliver it, until the buffer is used up or
+/* Decode what is in down.buf and deliver it, until the buffer is used up or
  * the TCP side (or the control queue) cannot take more. */
 static void ws_pump(struct tunnel *t)
 {
-    if (t->inflating)
+    if (t->down.inflating)
         inflate_some(t);
-    if (!t->ws_rbuf)
+    if (!t->down.buf)
         return;
-    while (!t->inflating && t->tcp_out_len == 0 && !t->close_received &&
+    while (!t->down.inflating && t->down.out_len == 0 && t->state != TUNNEL_CLOSED &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl) {
         struct ws_event ev;
-        size_t n = ws_decoder_feed(&t->dec, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos,
+        size_t n = ws_decoder_feed(&t->down.dec, t->down.buf + t->down.pos, t->down.len - t->down.pos,
                                    &ev);
-        t->ws_rpos += n;
+        t->down.pos += n;
         if (n > 0 || ev.type != WS_EV_NEED_MORE)
             t->moves++;
         switch (ev.type) {
         case WS_EV_NEED_MORE:
-            if (t->ws_rpos > 0) {
-                memmove(t->ws_rbuf, t->ws_rbuf + t->ws_rpos, t->ws_rlen - t->ws_rpos);
-                t->ws_rlen -= t->ws_rpos;
-                t->ws_rpos = 0;
+            if (t->down.pos > 0) {
+                memmove(t->down.buf, t->down.buf + t->down.pos, t->down.len - t->down.pos);
+                t->down.len -= t->down.pos;
+                t->down.pos = 0;
             }
             return;
         case WS_EV_DATA:
@@ -529,8 +560,7 @@ static void tunnel_after_event(struct tunnel *t);
 
 static bool ws_can_read(const struct tunnel *t)
 {
-    return t->state != TUNNEL_HANDSHAKE && !t->ws_eof && !t->close_received &&
-           t->tcp_out_len == 0 && !t->inflating &&
+    return (t->state == TUNNEL_OPEN || t->state == TUNNEL_CLOSING) && t->down.out_len == 0 && !t->down.inflating &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
@@ -539,15 +569,15 @@ static void ws_read_once(struct tunnel *t)
 {
     if (!t->ws_rd_ok || !ws_can_read(t))
         return;
-    if (!need_buf(&t->ws_rbuf, WSG_BUF_SIZE)) {
+    if (!need_buf(&t->down.buf, WSG_BUF_SIZE)) {
         tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
         return;
     }
-    size_t room = WSG_BUF_SIZE - t->ws_rlen;
-    ssize_t n = transport_read(&t->ws, t->ws_rbuf + t->ws_rlen, room);
+    size_t room = WSG_BUF_SIZE - t->down.len;
+    ssize_t n = transport_read(&t->ws, t->down.buf + t->down.len, room);
     if (n > 0) {
         t->moves++;
-        t->ws_rlen += (size_t)n;
+        t->down.len += (size_t)n;
         t->busy = true;
         t->last_alive = ev_now(t->w->loop);
         ws_pump(t);
@@ -557,13 +587,13 @@ static void ws_read_once(struct tunnel *t)
             t->ws_rd_ok = false; /* drained for now: the watcher says when there is more */
     } else if (n == 0) {
         t->moves++;
-        t->ws_eof = true;
         set_where(t, AT_WS_READ);
-        if (!t->close_received && !t->close_sent &&
-            (t->ws_rlen > t->ws_rpos || ws_decoder_in_message(&t->dec))) {
+        if (t->state == TUNNEL_OPEN &&
+            (t->down.len > t->down.pos || ws_decoder_in_message(&t->down.dec))) {
             t->failed = true; /* cut in a header, a payload or a fragmented message */
             tunnel_log(t, JSONLOG_WARN, "NextReader", "error", "unexpected EOF", NULL, NULL);
         }
+        t->state = TUNNEL_GONE;
         arm_timer(t, t->w->opts->write_timeout > 0 ? t->w->opts->write_timeout : 10.);
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         t->ws_rd_ok = false;
@@ -579,11 +609,11 @@ static void ws_read_once(struct tunnel *t)
 static void ws_flush(struct tunnel *t)
 {
     while (t->ws_wr_ok &&
-           (t->ws_out_len > 0 || t->ctrl_len > 0 || transport_unsent(&t->ws) > 0)) {
+           (t->up.out_len > 0 || t->ctrl_len > 0 || transport_unsent(&t->ws) > 0)) {
         struct iovec iov[2];
         int cnt = 0;
-        if (t->ws_out_len > 0)
-            iov[cnt++] = (struct iovec){ t->ws_out, t->ws_out_len };
+        if (t->up.out_len > 0)
+            iov[cnt++] = (struct iovec){ t->up.out, t->up.out_len };
         if (t->ctrl_len > 0)
             iov[cnt++] = (struct iovec){ t->ctrl, t->ctrl_len };
         ssize_t n = cnt ? transport_writev(&t->ws, iov, cnt) : transport_flush(&t->ws);
@@ -600,16 +630,16 @@ static void ws_flush(struct tunnel *t)
         t->moves++;
         if (cnt == 0)
             continue; /* the transport's own queue went out */
-        size_t k = (size_t)n < t->ws_out_len ? (size_t)n : t->ws_out_len;
+        size_t k = (size_t)n < t->up.out_len ? (size_t)n : t->up.out_len;
         t->last_tx = ev_now(t->w->loop);
         if (k > 0) {
-            t->ws_out += k;
-            t->ws_out_len -= k;
+            t->up.out += k;
+            t->up.out_len -= k;
             n -= (ssize_t)k;
-            if (t->ws_out_len == 0) {
-                t->nwrite += t->ws_out_payload;
-                dump_add(t, 1, t->tcp_rbuf + WS_MAX_HEADER, t->ws_out_payload);
-                t->ws_out_payload = 0;
+            if (t->up.out_len == 0) {
+                t->up.bytes += t->up.out_payload;
+                dump_add(t, 1, t->up.buf + WS_MAX_HEADER, t->up.out_payload);
+                t->up.out_payload = 0;
             }
         }
         if (n > 0) {
@@ -621,7 +651,7 @@ static void ws_flush(struct tunnel *t)
 
 static bool tcp_can_read(const struct tunnel *t)
 {
-    return t->state == TUNNEL_OPEN && !t->tcp_eof && t->ws_out_len == 0 && !t->close_sent &&
+    return t->state == TUNNEL_OPEN && t->up.st == HALF_OPEN && t->up.out_len == 0 &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
@@ -630,13 +660,13 @@ static void tcp_read_once(struct tunnel *t)
 {
     if (!t->tcp_rd_ok || !tcp_can_read(t))
         return;
-    if (!need_buf(&t->tcp_rbuf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
+    if (!need_buf(&t->up.buf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
         (t->pmd_on &&
-         !need_buf(&t->zout, WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE)))) {
+         !need_buf(&t->up.zout, WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE)))) {
         tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(ENOMEM), 0, NULL);
         return;
     }
-    uint8_t *payload = t->tcp_rbuf + WS_MAX_HEADER;
+    uint8_t *payload = t->up.buf + WS_MAX_HEADER;
     ssize_t n = read(t->tcp_fd, payload, WSG_BUF_SIZE);
     if (n > 0) {
         t->moves++;
@@ -647,7 +677,7 @@ static void tcp_read_once(struct tunnel *t)
         size_t blen = (size_t)n;
         unsigned rsv = 0;
         if (t->pmd_on) {
-            body = t->zout + WS_MAX_HEADER;
+            body = t->up.zout + WS_MAX_HEADER;
             if (ws_pmd_compress(&t->pmd, payload, (size_t)n, body,
                                 ws_pmd_compress_bound(WSG_BUF_SIZE), &blen) < 0) {
                 tunnel_fail(t, AT_TCP_READ, "WriteMessage",
@@ -661,21 +691,21 @@ static void tcp_read_once(struct tunnel *t)
                                    (uint64_t)blen);
         if (hdr.masked)
             ws_mask(body, blen, hdr.mask, 0);
-        t->ws_out = body - hl;
-        memcpy(t->ws_out, head, hl);
-        t->ws_out_len = hl + blen;
-        t->ws_out_payload = (size_t)n;
+        t->up.out = body - hl;
+        memcpy(t->up.out, head, hl);
+        t->up.out_len = hl + blen;
+        t->up.out_payload = (size_t)n;
         ws_flush(t); /* header and payload in one write, now */
         if ((size_t)n < WSG_BUF_SIZE)
             t->tcp_rd_ok = false; /* drained for now */
     } else if (n == 0) {
         t->moves++;
-        t->tcp_eof = true;
+        t->up.st = HALF_ENDED;
         if (t->half_close) {
             struct ws_frame_header hdr;
             t->ctrl_len += ws_frame_begin(t->ctrl + t->ctrl_len, &hdr, t->w->role,
                                           WS_OP_BINARY, true, 0, 0);
-            if (t->ws_eof_received) {
+            if (t->down.st == HALF_ENDED) {
                 set_where(t, AT_TCP_READ);
                 begin_close(t, WS_CLOSE_NORMAL, NULL);
             }
@@ -687,8 +717,8 @@ static void tcp_read_once(struct tunnel *t)
         t->tcp_rd_ok = false;
     } else if (errno != EINTR) {
         /* the TCP socket is dead both ways; the WebSocket closes cleanly */
-        t->tcp_out_len = 0;
-        t->tcp_shut = true;
+        t->down.out_len = 0;
+        t->down.st = HALF_DEAD;
         tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(errno), WS_CLOSE_GOING_AWAY,
                     "upstream connection failed");
     }
@@ -704,9 +734,9 @@ static void tunnel_progress(struct tunnel *t)
 {
     for (int round = 0; round < 16; round++) {
         unsigned before = t->moves;
-        if (t->tcp_out_len > 0)
-            tcp_send(t, t->tcp_out, t->tcp_out_len);
-        if (t->tcp_out_len == 0 && !t->ws_eof)
+        if (t->down.out_len > 0)
+            tcp_send(t, t->down.out, t->down.out_len);
+        if (t->down.out_len == 0 && t->state != TUNNEL_GONE)
             ws_pump(t); /* decoding resumes once the TCP side took the last chunk */
         ws_flush(t);
         ws_read_once(t);
@@ -774,7 +804,7 @@ static void ping_timer_cb(struct ev_loop *loop, ev_timer *tm, int revents)
         t->last_alive = now;
     /* our output is stuck behind a slow reader that still makes progress:
      * its pong waits behind our data */
-    if ((t->ws_out_len > 0 || t->ctrl_len > 0) && t->last_tx > t->last_alive)
+    if ((t->up.out_len > 0 || t->ctrl_len > 0) && t->last_tx > t->last_alive)
         t->last_alive = t->last_tx;
     double limit = t->w->opts->ping_timeout;
     if (limit > 0 && now - t->last_alive >= limit) {
@@ -805,18 +835,19 @@ static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
 static void tunnel_after_event(struct tunnel *t)
 {
     bool ws_flushed =
-        t->ws_out_len == 0 && t->ctrl_len == 0 && transport_unsent(&t->ws) == 0;
-    if (t->ws_eof && (t->tcp_out_len == 0 || t->tcp_shut)) {
+        t->up.out_len == 0 && t->ctrl_len == 0 && transport_unsent(&t->ws) == 0;
+    if (t->state == TUNNEL_GONE && (t->down.out_len == 0 || t->down.st != HALF_OPEN)) {
         tunnel_close(t);
         return;
     }
-    if (t->close_sent && ws_flushed && t->close_received && t->tcp_out_len == 0) {
+    if (t->state == TUNNEL_CLOSED && ws_flushed && t->down.out_len == 0) {
         tunnel_close(t);
         return;
     }
     struct ev_loop *loop = t->w->loop;
     bool want_read = ws_can_read(t);
-    unsigned ws_ev = transport_events(&t->ws, want_read, !t->ws_eof && !ws_flushed);
+    unsigned ws_ev =
+        transport_events(&t->ws, want_read, t->state != TUNNEL_GONE && !ws_flushed);
     io_set(loop, &t->ws_rio, t->ws.fd, EV_READ, ws_ev & TRANSPORT_READABLE);
     io_set(loop, &t->ws_wio, t->ws.fd, EV_WRITE, ws_ev & TRANSPORT_WRITABLE);
     /* TLS may hold decrypted bytes the socket will not announce again */
@@ -825,7 +856,7 @@ static void tunnel_after_event(struct tunnel *t)
         ev_feed_event(loop, &t->ws_rio, EV_READ);
     }
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
-    io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->tcp_out_len > 0 && wfd(t) >= 0);
+    io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->down.out_len > 0 && wfd(t) >= 0);
 }
 
 void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len)
@@ -836,13 +867,13 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
     dc.max_message_size = t->w->opts->max_message;
     dc.binary_only = false; /* text is refused by handle_data with the original's log */
     dc.allowed_rsv = t->pmd_on ? WS_RSV1 : 0;
-    ws_decoder_init(&t->dec, &dc);
+    ws_decoder_init(&t->down.dec, &dc);
     if (len > WSG_BUF_SIZE)
         len = WSG_BUF_SIZE;
-    bool oom = len > 0 && !need_buf(&t->ws_rbuf, WSG_BUF_SIZE);
+    bool oom = len > 0 && !need_buf(&t->down.buf, WSG_BUF_SIZE);
     if (len > 0 && !oom) {
-        memcpy(t->ws_rbuf, early, len);
-        t->ws_rlen = len;
+        memcpy(t->down.buf, early, len);
+        t->down.len = len;
     }
     /* the connection is the tunnel's now; the handshake state goes */
     ev_io_stop(c->loop, &c->rio);
@@ -880,7 +911,6 @@ void tunnel_close(struct tunnel *t)
     ev_io_stop(loop, &t->tcp_rio);
     ev_io_stop(loop, &t->tcp_wio);
     ev_timer_stop(loop, &t->timer);
-    ev_timer_stop(loop, &t->dump_timer);
     ev_timer_stop(loop, &t->ping_timer);
     if (t->state != TUNNEL_HANDSHAKE) {
         dump_flush(t, 0);
@@ -888,8 +918,8 @@ void tunnel_close(struct tunnel *t)
         struct jsonlog_field f[16];
         size_t n = common_fields(t, f);
         f[n++] = JL_STR("status", t->failed ? "Failed" : "Suceeded");
-        f[n++] = JL_UINT("read", t->nread);
-        f[n++] = JL_UINT("write", t->nwrite);
+        f[n++] = JL_UINT("read", t->down.bytes);
+        f[n++] = JL_UINT("write", t->up.bytes);
         f[n++] = JL_STR("disconnect_at", t->disconnect_at ? t->disconnect_at : "");
         jsonlog_write(JSONLOG_INFO, "log", f, n);
         __atomic_sub_fetch(&t->w->relaying, 1, __ATOMIC_RELAXED);
@@ -903,14 +933,13 @@ void tunnel_close(struct tunnel *t)
     if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd)
         close(t->tcp_wfd);
     transport_close(&t->ws);
-    free(t->ws_rbuf);
-    free(t->tcp_rbuf);
-    free(t->dump[0]);
-    free(t->dump[1]);
+    free(t->down.buf);
+    free(t->up.buf);
+    dump_free(t);
     if (t->pmd_on)
         ws_pmd_free(&t->pmd);
-    free(t->zin);
-    free(t->zout);
+    free(t->down.zin);
+    free(t->up.zout);
     struct wsg_worker *w = t->w;
     if (t->prev)
         t->prev->next = t->next;

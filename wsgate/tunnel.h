@@ -2,17 +2,21 @@
  * TCP socket on the other — used by both wsgate-server (the TCP side is the
  * upstream) and wsgate-client (the TCP side is the local application).
  *
- * The two directions are symmetric halves:
- *   WebSocket → TCP: bytes are read into ws_rbuf, the decoder unmasks data
- *     payloads in place, and each chunk is written to the TCP socket straight
- *     from ws_rbuf. While a chunk is not fully written the WebSocket is not
- *     read (back-pressure: at most one read buffer per direction).
- *   TCP → WebSocket: bytes are read into tcp_rbuf behind WS_MAX_HEADER bytes
- *     of headroom, the frame header is written in front of them (and the
- *     payload masked in place on the client), and header + payload leave in
- *     one write. While that frame is not fully sent the TCP socket is not read.
+ * The two directions are typed halves (struct tunnel_down, tunnel_up):
+ *   down, WebSocket → TCP: bytes are read into down.buf, the decoder unmasks
+ *     data payloads in place, and each chunk is written to the TCP socket
+ *     straight from down.buf. While a chunk is not fully written the
+ *     WebSocket is not read (back-pressure: at most one read buffer per
+ *     direction).
+ *   up, TCP → WebSocket: bytes are read into up.buf behind WS_MAX_HEADER
+ *     bytes of headroom, the frame header is written in front of them (and
+ *     the payload masked in place on the client), and header + payload leave
+ *     in one write. While that frame is not fully sent the TCP side is not
+ *     read.
  * Control frames (pong, close, the half-close marker) queue in a small fixed
- * buffer and are sent between data frames.
+ * buffer and are sent between data frames. Each half has its own state
+ * (open, ended, dead); the tunnel has one close state (enum tunnel_state)
+ * that only moves forward: handshake, open, closing, closed or gone.
  *
  * Half-close: when both ends agreed on the subprotocol "wsgate-half-close"
  * (see WSG_HALF_CLOSE_PROTOCOL), an EMPTY binary message means "no more data
@@ -22,7 +26,9 @@
  * originals, other peers) EOF on the TCP side closes the whole tunnel, as the
  * originals do.
  *
- * Ownership: a tunnel owns its two sockets, both buffers and its watchers;
+ * Ownership: a tunnel owns its two sockets, both buffers and its watchers
+ * (the handshake runs on a struct wsg_conn of its own, handed over by
+ * tunnel_start);
  * tunnel_close() is the one idempotent exit that stops everything, logs the
  * final line (status, read/write byte counts, disconnect_at) and frees it. A
  * tunnel lives on one worker's loop and is touched only by that thread. */
@@ -153,69 +159,97 @@ struct wsg_disconnect_names {
     const char *ws_read, *tcp_write, *tcp_read, *ws_write;
 };
 
+/* The tunnel's close state: one value, moving only forward. */
 enum tunnel_state {
     TUNNEL_HANDSHAKE, /* owned by server.c/client.c handshake code */
-    TUNNEL_OPEN,      /* relaying */
-    TUNNEL_CLOSING,   /* our close frame queued/sent; waiting for the peer's */
+    TUNNEL_OPEN,      /* relaying (either direction may have ended alone: half-close) */
+    TUNNEL_CLOSING,   /* our close frame queued; the peer's not yet received */
+    TUNNEL_CLOSED,    /* both close frames: ours goes out, then the end */
+    TUNNEL_GONE,      /* the WebSocket is finished (EOF, or a socket failed): the TCP
+                       * side gets what it still takes (under a deadline), then the end */
 };
+
+/* One direction's state. */
+enum half_state {
+    HALF_OPEN,
+    HALF_ENDED, /* end of stream: down, the peer's marker came and the TCP write side
+                 * is shut; up, the TCP side read EOF (marker queued on half-close) */
+    HALF_DEAD,  /* down only: the TCP socket failed; what still arrives is dropped */
+};
+
+/* WebSocket → TCP: frames read into buf are decoded in place and each data
+ * chunk is written to the TCP side straight from buf (or from zin when
+ * inflated); while a chunk is pending the WebSocket is not read. */
+struct tunnel_down {
+    enum half_state st;
+    struct ws_decoder dec;
+    uint8_t *buf;            /* owned, allocated on demand; WSG_BUF_SIZE */
+    size_t len, pos;         /* bytes held / bytes already decoded */
+    const uint8_t *out;      /* pending chunk for the TCP side (inside buf or zin) */
+    size_t out_len;
+    bool inflating;          /* pmd holds received input not yet inflated out */
+    uint8_t *zin;            /* owned; inflated bytes for the TCP side (WSG_BUF_SIZE) */
+    uint64_t bytes;          /* payload bytes received over the WebSocket */
+};
+
+/* TCP → WebSocket: a read lands in buf behind WS_MAX_HEADER bytes of
+ * headroom, the frame header goes in front (payload masked in place on the
+ * client, or compressed into zout) and the frame leaves in one write; while
+ * it is pending the TCP side is not read. */
+struct tunnel_up {
+    enum half_state st;
+    uint8_t *buf;            /* owned, on demand; WS_MAX_HEADER + WSG_BUF_SIZE */
+    uint8_t *out;            /* pending data frame (inside buf or zout) */
+    size_t out_len, out_payload;
+    uint8_t *zout;           /* owned; compressed frame: header room + bound */
+    uint64_t bytes;          /* payload bytes sent over the WebSocket */
+};
+
+struct tunnel_dump;
 
 struct tunnel {
     struct wsg_worker *w;
     struct tunnel *prev, *next; /* w->tunnels */
     bool busy;               /* data moved since the last idle sweep */
-    uint64_t seq;
     enum tunnel_state state;
+    bool half_close;         /* the peers agreed on WSG_HALF_CLOSE_PROTOCOL */
+    bool failed;             /* the final line says "Failed" */
+    uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
 
-    /* WebSocket side */
+    struct tunnel_down down;
+    struct tunnel_up up;
+
+    /* the WebSocket connection */
     struct transport ws;
     ev_io ws_rio, ws_wio;
-    struct ws_decoder dec;
-    uint8_t *ws_rbuf;        /* owned, allocated on demand; WSG_BUF_SIZE */
-    size_t ws_rlen, ws_rpos; /* bytes held / bytes already decoded */
-    const uint8_t *tcp_out;  /* pending chunk for the TCP side (inside ws_rbuf) */
-    size_t tcp_out_len;
-    bool ws_eof;             /* transport EOF */
-    bool close_received, close_sent, ws_eof_received, half_close;
-
-    /* TCP side (for --stdio: tcp_fd is stdin, tcp_wfd stdout; else equal) */
-    int tcp_fd;
-    int tcp_wfd;            /* -1 = same as tcp_fd */
-    ev_io tcp_rio, tcp_wio;
-    uint8_t *tcp_rbuf;       /* owned, on demand; WS_MAX_HEADER + WSG_BUF_SIZE */
-    uint8_t *ws_out;         /* pending data frame (inside tcp_rbuf) */
-    size_t ws_out_len, ws_out_payload;
-    uint8_t ctrl[4 * WS_MAX_CONTROL_FRAME];
+    uint8_t ctrl[4 * WS_MAX_CONTROL_FRAME]; /* control frames queued behind up.out */
     size_t ctrl_len;
-    bool tcp_eof, tcp_shut;
+    /* the TCP side (for --stdio: tcp_fd is stdin, tcp_wfd stdout; else -1) */
+    int tcp_fd;
+    int tcp_wfd;
+    ev_io tcp_rio, tcp_wio;
 
     /* readiness known from the last events: an operation is tried while its
      * flag is set and cleared by its EAGAIN (the watchers set them again) */
     bool ws_rd_ok, ws_wr_ok, tcp_rd_ok, tcp_wr_ok;
     unsigned moves;          /* counts progress within one tunnel_progress() */
 
-    ev_timer timer;          /* handshake / close-handshake deadline */
-    ev_timer dump_timer;
+    ev_timer timer;          /* close-handshake / drain deadline */
     ev_timer ping_timer;
     ev_tstamp last_alive;    /* last byte received from the peer */
     ev_tstamp last_tx;       /* last write progress towards the peer */
 
-    /* accounting and log fields */
-    uint64_t nread, nwrite;  /* payload bytes received / sent over the WebSocket */
+    /* log fields */
+    uint64_t seq;
     const char *disconnect_at;
-    bool failed;
-    uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
     const struct wsg_disconnect_names *names;
     char remote_addr[80], dest[1024], upstream[300];
     void *app;               /* the program's own fields: w->app_size bytes, zeroed */
-    uint8_t *dump[2];        /* dump buffers (direction 1, 2), owned */
-    size_t dump_len[2];
+    struct tunnel_dump *dump; /* -dump-tcp state, allocated on first use */
 
     /* permessage-deflate (when negotiated: set pmd_on and pmd before tunnel_start) */
     bool pmd_on;
     struct ws_pmd pmd;
-    bool inflating;          /* pmd holds received input not yet inflated out */
-    uint8_t *zin;            /* owned; inflated bytes for the TCP side (WSG_BUF_SIZE) */
-    uint8_t *zout;           /* owned; compressed frame: header room + bound */
 
     void *hs;                /* handshake state of server.c/client.c, owned by them */
     void (*hs_free)(struct tunnel *t);

@@ -105,8 +105,8 @@ static void on_close(struct tunnel *t)
     g_end->count++;
     g_end->failed = t->failed;
     snprintf(g_end->at, sizeof g_end->at, "%s", t->disconnect_at ? t->disconnect_at : "");
-    g_end->nread = t->nread;
-    g_end->nwrite = t->nwrite;
+    g_end->nread = t->down.bytes;
+    g_end->nwrite = t->up.bytes;
     g_end->close_code = t->close_code;
 }
 
