@@ -856,6 +856,7 @@ int main(int argc, char **argv)
     wsg_worker_start_sweep(&cl.worker);
     ev_init(&cl.shutdown_timer, shutdown_timeout_cb);
     ev_run(cl.loop, 0);
+    wsg_worker_stop_sweep(&cl.worker);
     if (cl.token)
         cl.token->free(cl.token);
     return stdio_url && cl.stdio_ok != 1 ? 1 : 0;

@@ -579,7 +579,7 @@ static unsigned long worker_open_count(struct worker *lw)
 static void worker_stopping(struct worker *lw)
 {
     struct srv_worker *sw = lw->data;
-    ev_timer_stop(lw->loop, &sw->w.sweep);
+    wsg_worker_stop_sweep(&sw->w);
 }
 
 static void workers_done(struct workers *set, int timed_out)

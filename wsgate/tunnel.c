@@ -134,6 +134,34 @@ static bool need_buf(uint8_t **b, size_t size)
     return *b != NULL;
 }
 
+/* The two relay buffers (one size for both halves) come from the worker's
+ * small cache of buffers that closed tunnels left, so that short
+ * connections cost no mmap, munmap (a TLB shootdown in a threaded process)
+ * or page faults. The cache is emptied by a sweep that finds it unused
+ * since the previous one, and is off while the sweep is (stopping). */
+static bool need_io_buf(struct wsg_worker *w, uint8_t **b)
+{
+    if (!*b && w->ncached > 0) {
+        *b = w->cached[--w->ncached];
+        w->cache_hit = true;
+    }
+    return need_buf(b, WSG_IO_BUF);
+}
+
+static void put_io_buf(struct wsg_worker *w, uint8_t *b)
+{
+    if (b && ev_is_active(&w->sweep) && w->ncached < WSG_IO_CACHE)
+        w->cached[w->ncached++] = b;
+    else
+        free(b);
+}
+
+static void drop_io_cache(struct wsg_worker *w)
+{
+    while (w->ncached > 0)
+        free(w->cached[--w->ncached]);
+}
+
 static void release_idle_buffers(struct tunnel *t)
 {
     if (t->down.len == 0 && t->down.out_len == 0 && !t->down.inflating) {
@@ -164,6 +192,9 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *tm, int revents)
             release_idle_buffers(t);
         t->busy = false;
     }
+    if (!w->cache_hit)
+        drop_io_cache(w);
+    w->cache_hit = false;
 }
 
 void wsg_worker_start_sweep(struct wsg_worker *w)
@@ -171,6 +202,12 @@ void wsg_worker_start_sweep(struct wsg_worker *w)
     ev_timer_init(&w->sweep, sweep_cb, 2., 2.);
     w->sweep.data = w;
     ev_timer_start(w->loop, &w->sweep);
+}
+
+void wsg_worker_stop_sweep(struct wsg_worker *w)
+{
+    ev_timer_stop(w->loop, &w->sweep);
+    drop_io_cache(w);
 }
 
 /* ---- logging ---- */
@@ -569,7 +606,7 @@ static void ws_read_once(struct tunnel *t)
 {
     if (!t->ws_rd_ok || !ws_can_read(t))
         return;
-    if (!need_buf(&t->down.buf, WSG_BUF_SIZE)) {
+    if (!need_io_buf(t->w, &t->down.buf)) {
         tunnel_fail(t, AT_WS_READ, "NextReader", strerror(ENOMEM), 0, NULL);
         return;
     }
@@ -660,7 +697,7 @@ static void tcp_read_once(struct tunnel *t)
 {
     if (!t->tcp_rd_ok || !tcp_can_read(t))
         return;
-    if (!need_buf(&t->up.buf, WS_MAX_HEADER + WSG_BUF_SIZE) ||
+    if (!need_io_buf(t->w, &t->up.buf) ||
         (t->pmd_on &&
          !need_buf(&t->up.zout, WS_MAX_HEADER + ws_pmd_compress_bound(WSG_BUF_SIZE)))) {
         tunnel_fail(t, AT_TCP_READ, "Reading from dest", strerror(ENOMEM), 0, NULL);
@@ -832,6 +869,17 @@ static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
     }
 }
 
+/* The "Connected" line, once, after the tunnel's first progress: what
+ * the peers sent first is already on its way (a log write less on the path
+ * to the first byte), and it still comes before the final line. */
+static void log_connected(struct tunnel *t)
+{
+    if (!t->logged_open) {
+        t->logged_open = true;
+        tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
+    }
+}
+
 static void tunnel_after_event(struct tunnel *t)
 {
     bool ws_flushed =
@@ -857,6 +905,7 @@ static void tunnel_after_event(struct tunnel *t)
     }
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
     io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->down.out_len > 0 && wfd(t) >= 0);
+    log_connected(t);
 }
 
 void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len)
@@ -870,7 +919,7 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
     ws_decoder_init(&t->down.dec, &dc);
     if (len > WSG_BUF_SIZE)
         len = WSG_BUF_SIZE;
-    bool oom = len > 0 && !need_buf(&t->down.buf, WSG_BUF_SIZE);
+    bool oom = len > 0 && !need_io_buf(t->w, &t->down.buf);
     if (len > 0 && !oom) {
         memcpy(t->down.buf, early, len);
         t->down.len = len;
@@ -891,7 +940,12 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
         tunnel_close(t);
         return;
     }
-    t->ws_rd_ok = t->ws_wr_ok = t->tcp_rd_ok = t->tcp_wr_ok = true; /* until EAGAIN says not */
+    /* writes and the TCP side are tried until EAGAIN says not; the
+     * WebSocket was just read dry by the handshake (what it read past the
+     * head is `early`), so it waits for its watcher: no read that can only
+     * say EAGAIN on the way to the first byte */
+    t->ws_wr_ok = t->tcp_rd_ok = t->tcp_wr_ok = true;
+    t->ws_rd_ok = false;
     t->state = TUNNEL_OPEN;
     __atomic_add_fetch(&t->w->relaying, 1, __ATOMIC_RELAXED);
     t->last_alive = ev_now(t->w->loop);
@@ -899,8 +953,7 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
         ev_timer_set(&t->ping_timer, t->w->opts->ping_interval, t->w->opts->ping_interval);
         ev_timer_start(t->w->loop, &t->ping_timer);
     }
-    tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
-    tunnel_progress(t);
+    tunnel_progress(t); /* logs "Connected" once the first bytes moved */
 }
 
 void tunnel_close(struct tunnel *t)
@@ -913,6 +966,7 @@ void tunnel_close(struct tunnel *t)
     ev_timer_stop(loop, &t->timer);
     ev_timer_stop(loop, &t->ping_timer);
     if (t->state != TUNNEL_HANDSHAKE) {
+        log_connected(t);
         dump_flush(t, 0);
         dump_flush(t, 1);
         struct jsonlog_field f[16];
@@ -933,8 +987,8 @@ void tunnel_close(struct tunnel *t)
     if (t->tcp_wfd >= 0 && t->tcp_wfd != t->tcp_fd)
         close(t->tcp_wfd);
     transport_close(&t->ws);
-    free(t->down.buf);
-    free(t->up.buf);
+    put_io_buf(t->w, t->down.buf);
+    put_io_buf(t->w, t->up.buf);
     dump_free(t);
     if (t->pmd_on)
         ws_pmd_free(&t->pmd);

@@ -45,6 +45,8 @@
 
 #define WSG_HALF_CLOSE_PROTOCOL "wsgate-half-close"
 #define WSG_BUF_SIZE (256 * 1024)      /* each direction's read buffer */
+#define WSG_IO_BUF (WS_MAX_HEADER + WSG_BUF_SIZE) /* allocation of each (up: header room) */
+#define WSG_IO_CACHE 8                 /* buffers a worker keeps from closed tunnels */
 #define WSG_MAX_MESSAGE (64u << 20)    /* default max payload of one received message */
 #define WSG_DUMP_MAX (64 * 1024)       /* dump bytes buffered before a forced flush */
 
@@ -150,6 +152,9 @@ struct wsg_worker {
     size_t (*log_fields)(struct tunnel *t, struct jsonlog_field *f);
     struct tunnel *tunnels;  /* every tunnel on this worker (for the idle sweep) */
     ev_timer sweep;
+    uint8_t *cached[WSG_IO_CACHE]; /* free relay buffers (see tunnel.c) */
+    unsigned ncached;
+    bool cache_hit;          /* one was taken since the last sweep */
     void *owner;
 };
 
@@ -214,6 +219,7 @@ struct tunnel {
     enum tunnel_state state;
     bool half_close;         /* the peers agreed on WSG_HALF_CLOSE_PROTOCOL */
     bool failed;             /* the final line says "Failed" */
+    bool logged_open;        /* the "Connected" line is out */
     uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
 
     struct tunnel_down down;
@@ -259,6 +265,9 @@ struct tunnel {
  * the last sweep give their buffers back (they are allocated again on the
  * next read), so an idle tunnel costs a struct and its sockets. */
 void wsg_worker_start_sweep(struct wsg_worker *w);
+/* Stop it (a worker that stops) and free the buffers the worker keeps for
+ * new tunnels; tunnels that close after this free theirs. */
+void wsg_worker_stop_sweep(struct wsg_worker *w);
 
 /* Allocate a tunnel on worker w (counted in w->open). fds are not set yet. */
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names);
@@ -266,7 +275,8 @@ struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_name
 /* Start relaying: the handshake on c is done and t->tcp_fd is set; `early`
  * bytes (len) that followed the handshake head are WebSocket data (copied).
  * Takes c's transport, stops c's watchers, then ends the handshake state
- * (t->hs_free, which may free c). Logs the "Connected" line. */
+ * (t->hs_free, which may free c). Logs the "Connected" line after the
+ * first progress (before the final line in any case). */
 void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len);
 
 /* The one exit: stop watchers, close both sockets, log the final line (when

@@ -268,6 +268,8 @@ static void finish(struct harness *h)
 {
     SSL_free(h->ssl);
     SSL_CTX_free(h->peer_ctx);
+    wsg_worker_stop_sweep(&h->w);
+    assert_int_equal(h->w.ncached, 0);
     ev_loop_destroy(h->loop);
     close(h->peer);
     close(h->app);
@@ -579,8 +581,17 @@ static void ping_pong(struct harness *h, int rounds)
     }
 }
 
+static void break_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)tm;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
 /* Idle for two sweeps (which give back the tunnel's buffers and the TLS
- * output queue and record buffers), then traffic again both ways. */
+ * output queue and record buffers), then traffic again both ways. The
+ * closed tunnel leaves its two buffers in the worker's cache; two sweeps
+ * that find the cache unused empty it. */
 static void idle_then_traffic(enum ws_role role, bool tls)
 {
     g_sweep = true;
@@ -593,6 +604,14 @@ static void idle_then_traffic(enum ws_role role, bool tls)
     wait_closed(h);
     assert_false(h->end.failed);
     assert_int_equal(h->end.nread, h->end.nwrite);
+    assert_int_equal(h->w.ncached, 2);
+    if (!tls) {
+        ev_timer stop;
+        ev_timer_init(&stop, break_cb, 4.5, 0.);
+        ev_timer_start(h->loop, &stop);
+        ev_run(h->loop, 0); /* just the sweep */
+        assert_int_equal(h->w.ncached, 0);
+    }
     finish(h);
 }
 
