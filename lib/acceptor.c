@@ -13,7 +13,7 @@ static void acceptor_retry_cb(struct ev_loop *loop, ev_timer *tm, int revents)
 {
     (void)revents;
     struct acceptor *a = tm->data;
-    if (!a->stopped)
+    if (!a->stopped && !a->parked)
         ev_io_start(loop, &a->io);
 }
 
@@ -35,7 +35,7 @@ static void acceptor_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     struct acceptor *a = io->data;
-    for (int i = 0; i < 64 && !a->stopped; i++) {
+    for (int i = 0; i < 64 && !a->stopped && !a->parked; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -65,12 +65,25 @@ void acceptor_start(struct ev_loop *loop, struct acceptor *a, int listen_fd, con
     a->on_accept = on_accept;
     a->data = data;
     a->stopped = 0;
+    a->parked = 0;
     a->pauses = 0;
     ev_io_init(&a->io, acceptor_io_cb, listen_fd, EV_READ);
     a->io.data = a;
     ev_init(&a->retry, acceptor_retry_cb);
     a->retry.data = a;
     ev_io_start(loop, &a->io);
+}
+
+void acceptor_park(struct ev_loop *loop, struct acceptor *a, int parked)
+{
+    if (a->stopped || a->parked == parked)
+        return;
+    a->parked = parked;
+    if (parked) {
+        ev_io_stop(loop, &a->io);
+    } else if (!ev_is_active(&a->retry)) {
+        ev_io_start(loop, &a->io); /* (in an EMFILE pause the retry does it) */
+    }
 }
 
 void acceptor_stop(struct ev_loop *loop, struct acceptor *a)

@@ -25,12 +25,17 @@ struct acceptor {
     void *data;         /* the owner's */
     int tag;            /* the owner's (e.g. which listener this is) */
     int stopped;
+    int parked;         /* not watching for now (acceptor_park); resumable */
     unsigned long pauses; /* 100 ms pauses in the current EMFILE episode */
 };
 
 /* Start accepting on listen_fd in loop. */
 void acceptor_start(struct ev_loop *loop, struct acceptor *a, int listen_fd, const char *listen,
                     acceptor_cb on_accept, void *data);
+
+/* Stop watching the listener for now (parked 1), or watch it again (0);
+ * an EMFILE pause does not restart a parked acceptor. No-op once stopped. */
+void acceptor_park(struct ev_loop *loop, struct acceptor *a, int parked);
 
 /* Stop accepting for good (the listening socket stays open: the caller closes it). */
 void acceptor_stop(struct ev_loop *loop, struct acceptor *a);

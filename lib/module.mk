@@ -24,3 +24,4 @@ $(BUILD)/tests/unit/test_ws_deflate: LDLIBS += $(LIB_LDLIBS)
 $(BUILD)/tests/unit/test_ws_interop: LDLIBS += $(LIB_LDLIBS)
 DEPS_PKGS += python3-websockets
 $(BUILD)/tests/unit/test_relay: LDLIBS += -lev -lpthread
+$(BUILD)/tests/unit/test_workers: LDLIBS += -lev -lpthread

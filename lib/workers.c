@@ -36,6 +36,51 @@ void worker_conn_closed(struct worker *w)
         worker_check_idle(w);
 }
 
+static void park_all(struct worker *w, int parked)
+{
+    for (int i = 0; i < w->set->cfg.nfds; i++)
+        acceptor_park(w->loop, &w->acceptors[i], parked);
+}
+
+/* w is given the listeners (unless it is stopping: then all are). */
+static void worker_take_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = a->data;
+    if (__atomic_load_n(&w->set->accepting, __ATOMIC_ACQUIRE) == w->index)
+        park_all(w, 0);
+}
+
+/* Each accepted connection runs the owner's callback, then the accepting
+ * worker checks the balance: beyond the slack, the least loaded worker
+ * takes over the listeners (only the worker holding the role moves it). */
+static void workers_accept(struct acceptor *a, int fd, const struct sockaddr *peer,
+                           socklen_t peerlen)
+{
+    struct worker *w = a->data;
+    struct workers *set = w->set;
+    set->cfg.on_accept(a, fd, peer, peerlen);
+    if (set->cfg.n < 2 || w->stopping)
+        return;
+    unsigned long mine = open_of(w), least = mine;
+    int to = -1;
+    for (int i = 0; i < set->cfg.n; i++) {
+        unsigned long o = i == w->index ? mine : open_of(&set->w[i]);
+        if (i != w->index && !__atomic_load_n(&set->w[i].accept_stopped, __ATOMIC_ACQUIRE) &&
+            (to < 0 || o < least)) {
+            least = o;
+            to = i;
+        }
+    }
+    if (to < 0 || mine <= least + WORKERS_ACCEPT_SLACK)
+        return;
+    park_all(w, 1);
+    __atomic_store_n(&set->accepting, to, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&set->handoffs, 1, __ATOMIC_RELAXED);
+    ev_async_send(set->w[to].loop, &set->w[to].take);
+}
+
 static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
@@ -140,10 +185,15 @@ int workers_init(struct workers *set, struct ev_loop *main_loop, const struct wo
         ev_async_init(&w->stop, worker_stop_cb);
         w->stop.data = w;
         ev_async_start(w->loop, &w->stop);
+        ev_async_init(&w->take, worker_take_cb);
+        w->take.data = w;
+        ev_async_start(w->loop, &w->take);
         for (int j = 0; j < cfg->nfds; j++) {
             acceptor_start(w->loop, &w->acceptors[j], cfg->fds[j], cfg->names ? cfg->names[j] : NULL,
-                           cfg->on_accept, w);
+                           workers_accept, w);
             w->acceptors[j].tag = j;
+            if (i > 0) /* worker 0 watches first (parked before the loop ever polls) */
+                acceptor_park(w->loop, &w->acceptors[j], 1);
         }
     }
     return 0;

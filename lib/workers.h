@@ -1,6 +1,11 @@
-/* workers: a set of N libev loops, one per thread, all accepting on the same
- * listening sockets (the kernel spreads connections between them); each loop
- * owns every connection it accepted. Worker 0 runs on the main thread's loop,
+/* workers: a set of N libev loops, one per thread, accepting on the same
+ * listening sockets; each loop owns every connection it accepted. One worker
+ * at a time watches the listeners (all of them watching would wake every
+ * thread for each new connection, and all but one find nothing: on a small
+ * machine that doubles the cost of a short connection). The watcher keeps
+ * the role while its open connections stay within WORKERS_ACCEPT_SLACK of
+ * the least loaded worker's, and otherwise hands it to that worker, so
+ * connections still spread by load. Worker 0 runs on the main thread's loop,
  * which also handles signals. Shutdown is ordered: every worker stops
  * accepting and acknowledges once libev has really dropped the listener from
  * its poll set; then the listening sockets may be closed (new connections are
@@ -15,6 +20,10 @@
 
 #include "acceptor.h"
 
+/* Open connections the accepting worker may have beyond the least loaded one
+ * before it hands accepting over to it. */
+#define WORKERS_ACCEPT_SLACK 2
+
 struct workers;
 
 struct worker {
@@ -24,6 +33,7 @@ struct worker {
     pthread_t thread;
     struct acceptor *acceptors; /* one per listener; acceptor.data = this worker, .tag = index */
     ev_async stop;              /* main → worker: stop accepting, end when idle */
+    ev_async take;              /* worker → worker: you watch the listeners now */
     ev_timer ack;               /* acknowledges the stop once libev has applied it */
     int stopping;
     int accept_stopped;         /* atomic: its accept watchers are stopped */
@@ -57,6 +67,8 @@ struct workers {
     ev_async worker_done;     /* worker → main: a worker acknowledged or finished */
     ev_timer timeout;
     int shutting_down, finished, threads_started;
+    int accepting;            /* atomic: index of the worker watching the listeners */
+    unsigned long handoffs;   /* atomic: times that role moved */
     int *fds;                 /* owned copy of cfg.fds; -1 once closed */
 };
 
