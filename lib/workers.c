@@ -42,43 +42,66 @@ static void park_all(struct worker *w, int parked)
         acceptor_park(w->loop, &w->acceptors[i], parked);
 }
 
-/* w is given the listeners (unless it is stopping: then all are). */
+/* On w's thread: start or stop watching the listeners. */
+static void set_watching(struct worker *w, int on)
+{
+    if (w->stopping || on == __atomic_load_n(&w->watching, __ATOMIC_ACQUIRE))
+        return;
+    park_all(w, !on);
+    __atomic_store_n(&w->watching, on, __ATOMIC_RELEASE);
+    if (on) {
+        __atomic_add_fetch(&w->set->joins, 1, __ATOMIC_RELAXED);
+        ev_timer_again(w->loop, &w->leave);
+    } else {
+        ev_timer_stop(w->loop, &w->leave);
+    }
+}
+
+/* w (not worker 0) was told the set is loaded. */
 static void worker_take_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)loop;
     (void)revents;
     struct worker *w = a->data;
-    if (__atomic_load_n(&w->set->accepting, __ATOMIC_ACQUIRE) == w->index)
-        park_all(w, 0);
+    if (workers_open(w->set) >= WORKERS_SPREAD_AT)
+        set_watching(w, 1);
 }
 
-/* Each accepted connection runs the owner's callback, then the accepting
- * worker checks the balance: beyond the slack, the least loaded worker
- * takes over the listeners (only the worker holding the role moves it). */
+/* Once a second while w (not worker 0) watches: leave if the load is gone. */
+static void worker_leave_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = tm->data;
+    if (workers_open(w->set) <= 1)
+        set_watching(w, 0);
+}
+
+/* From any worker's thread, after it accepted: once the set is loaded, wake
+ * the workers that do not watch yet (each starts on its own thread). */
+static void spread(struct worker *self)
+{
+    struct workers *set = self->set;
+    if (set->cfg.n < 2 || __atomic_load_n(&set->shutting_down, __ATOMIC_ACQUIRE) ||
+        workers_open(set) < WORKERS_SPREAD_AT)
+        return;
+    for (int i = 1; i < set->cfg.n; i++) {
+        struct worker *w = &set->w[i];
+        if (__atomic_load_n(&w->watching, __ATOMIC_ACQUIRE))
+            continue;
+        if (w == self)
+            set_watching(w, 1);
+        else
+            ev_async_send(w->loop, &w->take);
+    }
+}
+
 static void workers_accept(struct acceptor *a, int fd, const struct sockaddr *peer,
                            socklen_t peerlen)
 {
     struct worker *w = a->data;
-    struct workers *set = w->set;
-    set->cfg.on_accept(a, fd, peer, peerlen);
-    if (set->cfg.n < 2 || w->stopping)
-        return;
-    unsigned long mine = open_of(w), least = mine;
-    int to = -1;
-    for (int i = 0; i < set->cfg.n; i++) {
-        unsigned long o = i == w->index ? mine : open_of(&set->w[i]);
-        if (i != w->index && !__atomic_load_n(&set->w[i].accept_stopped, __ATOMIC_ACQUIRE) &&
-            (to < 0 || o < least)) {
-            least = o;
-            to = i;
-        }
-    }
-    if (to < 0 || mine <= least + WORKERS_ACCEPT_SLACK)
-        return;
-    park_all(w, 1);
-    __atomic_store_n(&set->accepting, to, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&set->handoffs, 1, __ATOMIC_RELAXED);
-    ev_async_send(set->w[to].loop, &set->w[to].take);
+    w->set->cfg.on_accept(a, fd, peer, peerlen);
+    spread(w);
 }
 
 static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -88,6 +111,7 @@ static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
     if (w->stopping)
         return;
     w->stopping = 1;
+    ev_timer_stop(loop, &w->leave);
     for (int i = 0; i < w->set->cfg.nfds; i++)
         acceptor_stop(loop, &w->acceptors[i]);
     if (w->set->cfg.on_stop)
@@ -188,11 +212,15 @@ int workers_init(struct workers *set, struct ev_loop *main_loop, const struct wo
         ev_async_init(&w->take, worker_take_cb);
         w->take.data = w;
         ev_async_start(w->loop, &w->take);
+        w->watching = i == 0;
+        ev_init(&w->leave, worker_leave_cb);
+        w->leave.repeat = 1.;
+        w->leave.data = w;
         for (int j = 0; j < cfg->nfds; j++) {
             acceptor_start(w->loop, &w->acceptors[j], cfg->fds[j], cfg->names ? cfg->names[j] : NULL,
                            workers_accept, w);
             w->acceptors[j].tag = j;
-            if (i > 0) /* worker 0 watches first (parked before the loop ever polls) */
+            if (i > 0) /* only worker 0 watches at first (parked before the loop polls) */
                 acceptor_park(w->loop, &w->acceptors[j], 1);
         }
     }

@@ -1,11 +1,13 @@
 /* workers: a set of N libev loops, one per thread, accepting on the same
- * listening sockets; each loop owns every connection it accepted. One worker
- * at a time watches the listeners (all of them watching would wake every
- * thread for each new connection, and all but one find nothing: on a small
- * machine that doubles the cost of a short connection). The watcher keeps
- * the role while its open connections stay within WORKERS_ACCEPT_SLACK of
- * the least loaded worker's, and otherwise hands it to that worker, so
- * connections still spread by load. Worker 0 runs on the main thread's loop,
+ * listening sockets; each loop owns every connection it accepted. While the
+ * set is quiet (at most one connection open) only worker 0 watches the
+ * listeners: with all of them watching, every new connection wakes every
+ * sleeping thread and all but one find nothing, which on a small machine
+ * costs as much again as the connection itself. Once WORKERS_SPREAD_AT are
+ * open, the others are woken to watch too and the kernel spreads connections
+ * between the loops; each stops again at a once-a-second check that finds at
+ * most one connection open in the set. Worker 0
+ * runs on the main thread's loop,
  * which also handles signals. Shutdown is ordered: every worker stops
  * accepting and acknowledges once libev has really dropped the listener from
  * its poll set; then the listening sockets may be closed (new connections are
@@ -20,9 +22,10 @@
 
 #include "acceptor.h"
 
-/* Open connections the accepting worker may have beyond the least loaded one
- * before it hands accepting over to it. */
-#define WORKERS_ACCEPT_SLACK 2
+/* Open connections (in the whole set) from which every worker watches the
+ * listeners (three: a client that opens its next connection while the last
+ * one is still closing does not count as load). */
+#define WORKERS_SPREAD_AT 3
 
 struct workers;
 
@@ -33,7 +36,9 @@ struct worker {
     pthread_t thread;
     struct acceptor *acceptors; /* one per listener; acceptor.data = this worker, .tag = index */
     ev_async stop;              /* main → worker: stop accepting, end when idle */
-    ev_async take;              /* worker → worker: you watch the listeners now */
+    ev_async take;              /* → worker: reconsider watching the listeners */
+    int watching;               /* atomic, written by its own thread: listeners watched */
+    ev_timer leave;             /* while a worker other than 0 watches: the load check */
     ev_timer ack;               /* acknowledges the stop once libev has applied it */
     int stopping;
     int accept_stopped;         /* atomic: its accept watchers are stopped */
@@ -67,8 +72,7 @@ struct workers {
     ev_async worker_done;     /* worker → main: a worker acknowledged or finished */
     ev_timer timeout;
     int shutting_down, finished, threads_started;
-    int accepting;            /* atomic: index of the worker watching the listeners */
-    unsigned long handoffs;   /* atomic: times that role moved */
+    unsigned long joins;      /* atomic: times a worker other than 0 began watching */
     int *fds;                 /* owned copy of cfg.fds; -1 once closed */
 };
 

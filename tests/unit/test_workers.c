@@ -1,7 +1,8 @@
-/* lib/workers on a real loopback listener with two workers: one worker at a
- * time watches the listener (no thundering herd), the role moves to the
- * least loaded worker once the accepting one is WORKERS_ACCEPT_SLACK
- * connections ahead, and the ordered shutdown still ends both. */
+/* lib/workers on a real loopback listener with two workers: while at most
+ * one connection is open only worker 0 watches the listener (no thundering
+ * herd: worker 1 is never woken), from WORKERS_SPREAD_AT open connections
+ * worker 1 watches too, it stops again once the set is idle, and the ordered
+ * shutdown still ends both. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,18 +22,36 @@
 
 #define MAXC 64
 
+struct conn {
+    ev_io io;
+    struct worker *w;
+};
+
 struct test {
     struct ev_loop *main_loop;
     struct workers set;
     pthread_t main_th;
     ev_async shutdown;
     int lfd, port;
-    int keep;                 /* keep accepted connections open (else close at once) */
+    int keep;                 /* keep accepted connections until the client closes */
     int accepted[2];          /* atomic: per worker */
-    int fds[2][MAXC];         /* kept connections, touched by their worker only */
-    int nfds[2];
     int done, timed_out;
 };
+
+/* A kept connection ends when the client closes it. */
+static void conn_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct conn *c = (struct conn *)io;
+    char b[64];
+    if (read(io->fd, b, sizeof b) > 0)
+        return;
+    ev_io_stop(loop, io);
+    close(io->fd);
+    struct worker *w = c->w;
+    free(c);
+    worker_conn_closed(w);
+}
 
 static void on_accept(struct acceptor *a, int fd, const struct sockaddr *peer, socklen_t len)
 {
@@ -41,21 +60,14 @@ static void on_accept(struct acceptor *a, int fd, const struct sockaddr *peer, s
     struct worker *w = a->data;
     struct test *t = w->set->cfg.data;
     worker_conn_opened(w);
-    if (t->keep && t->nfds[w->index] < MAXC) {
-        t->fds[w->index][t->nfds[w->index]++] = fd;
+    __atomic_add_fetch(&t->accepted[w->index], 1, __ATOMIC_RELEASE);
+    struct conn *c = t->keep ? calloc(1, sizeof *c) : NULL;
+    if (c) {
+        c->w = w;
+        ev_io_init(&c->io, conn_cb, fd, EV_READ);
+        ev_io_start(w->loop, &c->io);
     } else {
         close(fd);
-        worker_conn_closed(w);
-    }
-    __atomic_add_fetch(&t->accepted[w->index], 1, __ATOMIC_RELEASE);
-}
-
-/* Stopping: the worker lets its connections go, so it can end. */
-static void on_stop(struct worker *w)
-{
-    struct test *t = w->set->cfg.data;
-    while (t->nfds[w->index] > 0) {
-        close(t->fds[w->index][--t->nfds[w->index]]);
         worker_conn_closed(w);
     }
 }
@@ -98,7 +110,7 @@ static struct test *start(int keep)
     t->port = ntohs(sa.sin_port);
     t->main_loop = ev_loop_new(EVFLAG_AUTO);
     struct workers_config wc = {
-        .n = 2, .fds = &t->lfd, .nfds = 1, .on_accept = on_accept, .on_stop = on_stop,
+        .n = 2, .fds = &t->lfd, .nfds = 1, .on_accept = on_accept,
         .on_done = on_done, .close_listeners = 1, .data = t,
     };
     assert_int_equal(workers_init(&t->set, t->main_loop, &wc), 0);
@@ -124,6 +136,15 @@ static void wait_accepted(struct test *t, int n)
     assert_int_equal(total(t), n);
 }
 
+/* Wait (at most 10 s) until worker 1 watches the listener or not. */
+static void wait_watching(struct test *t, int want)
+{
+    for (int i = 0; i < 10000 && __atomic_load_n(&t->set.w[1].watching, __ATOMIC_ACQUIRE) != want;
+         i++)
+        usleep(1000);
+    assert_int_equal(__atomic_load_n(&t->set.w[1].watching, __ATOMIC_ACQUIRE), want);
+}
+
 static int dial(struct test *t)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -145,9 +166,9 @@ static void finish(struct test *t)
     free(t);
 }
 
-/* Connections one after another, each closed before the next: the first
- * worker takes every one and the second never wakes for them (with both
- * watching, the kernel would wake both and either could win each time). */
+/* Connections one after another, each closed before the next: worker 0
+ * takes every one and worker 1 is never woken for them (with both watching,
+ * the kernel would wake both and either could win each time). */
 static void test_sequential_stay_on_one_worker(void **s)
 {
     (void)s;
@@ -159,36 +180,56 @@ static void test_sequential_stay_on_one_worker(void **s)
     }
     assert_int_equal(t->accepted[0], 40);
     assert_int_equal(t->accepted[1], 0);
-    assert_int_equal(__atomic_load_n(&t->set.handoffs, __ATOMIC_ACQUIRE), 0);
+    assert_int_equal(__atomic_load_n(&t->set.joins, __ATOMIC_ACQUIRE), 0);
+    assert_int_equal(t->set.w[1].watching, 0);
     finish(t);
 }
 
-/* Connections that stay open: the role moves by load, so both workers end
- * up with their share, within the slack. */
-static void test_open_connections_spread(void **s)
+/* WORKERS_SPREAD_AT open connections bring worker 1 in; when they close it
+ * leaves at its next check; a load that stays up keeps both accepting. */
+static void test_spread_under_load(void **s)
 {
     (void)s;
     struct test *t = start(1);
     int c[MAXC];
-    int n = 40;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < WORKERS_SPREAD_AT - 1; i++) {
         c[i] = dial(t);
         wait_accepted(t, i + 1);
     }
-    int a0 = t->accepted[0], a1 = t->accepted[1];
-    assert_true(a0 > 0 && a1 > 0);
-    assert_true(abs(a0 - a1) <= WORKERS_ACCEPT_SLACK + 1);
-    assert_true(__atomic_load_n(&t->set.handoffs, __ATOMIC_ACQUIRE) >= 2);
-    finish(t); /* on_stop lets the kept connections go: both workers end */
+    usleep(100000);
+    assert_int_equal(t->set.w[1].watching, 0); /* below the mark: worker 0 alone */
+    c[WORKERS_SPREAD_AT - 1] = dial(t);
+    wait_accepted(t, WORKERS_SPREAD_AT);
+    wait_watching(t, 1);
+    assert_int_equal(__atomic_load_n(&t->set.joins, __ATOMIC_ACQUIRE), 1);
+    for (int i = 0; i < WORKERS_SPREAD_AT; i++)
+        close(c[i]);
+    for (int i = 0; i < 10000 && workers_open(&t->set) > 0; i++)
+        usleep(1000);
+    assert_int_equal(workers_open(&t->set), 0);
+    wait_watching(t, 0); /* idle again: worker 1 stops watching */
+
+    /* 40 at once, kept open: worker 1 joins again and watches throughout */
+    int n = 40;
+    for (int i = 0; i < n; i++)
+        c[i] = dial(t);
+    wait_accepted(t, WORKERS_SPREAD_AT + n);
+    wait_watching(t, 1);
+    usleep(1500000); /* a load check passes: the load is still there */
+    assert_int_equal(t->set.w[1].watching, 1);
     for (int i = 0; i < n; i++)
         close(c[i]);
+    for (int i = 0; i < 10000 && workers_open(&t->set) > 0; i++)
+        usleep(1000);
+    wait_watching(t, 0);
+    finish(t);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential_stay_on_one_worker),
-        cmocka_unit_test(test_open_connections_spread),
+        cmocka_unit_test(test_spread_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
