@@ -27,6 +27,11 @@ int net_listen(const char *hostport, int backlog, char *err, size_t errlen);
 int net_set_nonblock(int fd);
 int net_set_nodelay(int fd);
 
+/* Raise the soft limit on open descriptors to the hard limit, as the Go
+ * runtime does for the originals at start-up: a relay holds two or more per
+ * connection, and 1024 would cap it at a few hundred. */
+void net_raise_fd_limit(void);
+
 /* Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path". */
 void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen);
 /* The peer address of a connected socket, formatted as above ("" on error). */

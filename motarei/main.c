@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -441,12 +440,7 @@ int main(int argc, char **argv)
     /* like zap's production logger: info and up, unless asked */
     const char *dbg = getenv("MOTAREI_DEBUG");
     jsonlog_set_min_level(dbg && *dbg && strcmp(dbg, "0") != 0 ? JSONLOG_DEBUG : JSONLOG_INFO);
-    /* several descriptors per connection (two sockets, two pipes) */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    net_raise_fd_limit(); /* several descriptors per connection (two sockets, two pipes) */
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     /* ---- discovery at start-up ---- */

@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include "jsonlog.h"
+#include "net.h"
 
 static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -37,6 +38,7 @@ void wsg_keepalive_apply(const struct wsg_keepalive *k, struct wsg_opts *opts)
 void wsg_process_setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    net_raise_fd_limit(); /* two descriptors per tunnel */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 

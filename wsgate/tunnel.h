@@ -133,8 +133,10 @@ struct wsg_keepalive {
 void wsg_keepalive_apply(const struct wsg_keepalive *k, struct wsg_opts *opts);
 
 /* What both programs do before they start: a closed peer is an error, not
- * SIGPIPE; relay buffers are mmap'd so that the idle sweep gives them back
- * to the system (glibc would otherwise raise the threshold and keep them). */
+ * SIGPIPE; the soft descriptor limit goes up to the hard one (as the Go
+ * runtime does for the originals); relay buffers are mmap'd so that the
+ * idle sweep gives them back to the system (glibc would otherwise raise the
+ * threshold and keep them). */
 void wsg_process_setup(void);
 
 /* Per-worker state: one libev loop and the tunnels on it. */

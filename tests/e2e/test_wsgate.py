@@ -66,6 +66,7 @@ class _AnswerAfterEOF(socketserver.BaseRequestHandler):
 class _Threaded(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # (default 5: a burst of dials overflows it)
 
 
 @pytest.fixture
@@ -294,6 +295,51 @@ def test_dial_timeout(procs, tmp_path):
     assert elapsed < 8, elapsed
     lst.close()
     for c in fillers:
+        c.close()
+
+
+def _max_open_files(pid):
+    for line in open("/proc/%d/limits" % pid):
+        if line.startswith("Max open files"):
+            return [int(x) for x in line.split()[3:5]]
+    raise AssertionError("no Max open files in /proc/%d/limits" % pid)
+
+
+def test_fd_soft_limit_raised(procs, tmp_path, tcp_peer):
+    """Both programs lift the soft descriptor limit to the hard one at start,
+    as the Go runtime does for the originals: with a soft 256, a relay that
+    holds two descriptors per tunnel would refuse the 128th."""
+    import resource
+
+    def low():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+
+    smap = tmp_path / "lim-server-map.txt"
+    smap.write_text("echo,127.0.0.1:%d\n" % tcp_peer("echo"))
+    sport, cport = free_port(), free_port()
+    server = procs.start([SERVER, "-listen", "127.0.0.1:%d" % sport, "-map", str(smap)],
+                         stderr=subprocess.DEVNULL, preexec_fn=low)
+    wait_port(sport, proc=server)
+    cmap = tmp_path / "lim-client-map.txt"
+    cmap.write_text("127.0.0.1:%d,http://127.0.0.1:%d/proxy/echo\n" % (cport, sport))
+    client = procs.start([CLIENT, "--map", str(cmap)], stderr=subprocess.DEVNULL,
+                         preexec_fn=low)
+    wait_listening(cport, proc=client)
+    assert _max_open_files(server.pid) == [4096, 4096]
+    assert _max_open_files(client.pid) == [4096, 4096]
+    # 300 tunnels at once: 600 descriptors on each side, past the old soft limit
+    conns = [socket.create_connection(("127.0.0.1", cport), timeout=20) for _ in range(300)]
+    for i, c in enumerate(conns):
+        c.sendall(b"%d\n" % i)
+    for i, c in enumerate(conns):
+        want = b"%d\n" % i
+        got = b""
+        while len(got) < len(want):
+            d = c.recv(100)
+            assert d, "tunnel %d closed" % i
+            got += d
+        assert got == want
+    for c in conns:
         c.close()
 
 
