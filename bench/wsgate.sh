@@ -10,23 +10,31 @@
 # of wsgate-server and wsgate-client per idle tunnel with IDLE tunnels open.
 # Last, both directions side by side with default socat, socat -b262144 (a
 # tuned one-hop relay) and HAProxy (mode tcp): upload and download MB/s
-# (XBYTES each, median of RUNS), the median round trip of 64-byte messages on
+# (XBYTES each, median of XRUNS interleaved rounds), the median round trip of 64-byte messages on
 # one connection, and the median of connect + one byte echoed back + close,
 # each measured by the same Python client against the same echo server.
 #
 #   OPSKIT_BUILD=build bash bench/wsgate.sh
-#   (BYTES=2147483648 RUNS=3 SECONDS_PP=5 IDLE=4000 XBYTES=1073741824 RTTS=20000
-#    CONNS=1000 by default)
+#   (BYTES=2147483648 RUNS=3 SECONDS_PP=5 IDLE=10000 XBYTES=1073741824 RTTS=20000
+#    CONNS=1000 LROUNDS=5 XRUNS=5 by default)
 set -euo pipefail
 BUILD=${OPSKIT_BUILD:-$(pwd)/build}
 BYTES=${BYTES:-2147483648}
 RUNS=${RUNS:-3}
 SECONDS_PP=${SECONDS_PP:-5}
-IDLE=${IDLE:-4000}
+IDLE=${IDLE:-10000}
 XBYTES=${XBYTES:-1073741824}
 RTTS=${RTTS:-20000}
 CONNS=${CONNS:-1000}
+LROUNDS=${LROUNDS:-5}
+XRUNS=${XRUNS:-5}
 OUT=${OUT:-bench/results/wsgate.md}
+# each idle tunnel holds two descriptors in the server and two in the client
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ $((IDLE * 2 + 200)) -gt "$(ulimit -n)" ]; then
+    echo "bench/wsgate.sh: ulimit -n $(ulimit -n) holds $(( ($(ulimit -n) - 200) / 2 )) idle tunnels, not IDLE=$IDLE; using that" >&2
+    IDLE=$(( ($(ulimit -n) - 200) / 2 ))
+fi
 for c in socat ss memcached haproxy; do command -v $c >/dev/null || { echo "bench/wsgate.sh: $c missing" >&2; exit 1; }; done
 TMP=$(mktemp -d)
 PIDS=()
@@ -188,7 +196,7 @@ upload() { # port → MB/s
 # median round trip (µs) of RTTS 64-byte messages on one connection, and the
 # median (µs) of CONNS connect + 1 byte echoed + close
 latency() {
-    /usr/bin/python3 - "$1" "$RTTS" "$CONNS" <<'PY'
+    /usr/bin/python3 - "$1" $((RTTS / LROUNDS)) $((CONNS / LROUNDS)) <<'PY'
 import socket, sys, time
 port, n, conns = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 def med(v):
@@ -232,22 +240,33 @@ xport() { # path target → port
 wait_port $SRCCLI; wait_port $ECHOCLI; wait_port ${HP[echo]}; wait_port $ECHO
 declare -A XUP XDN XRTT XCFB
 for p in "${XPATHS[@]}"; do : > "$TMP/up.$p"; : > "$TMP/dn.$p"; done
-for _ in $(seq "$RUNS"); do # interleaved: every path once per round
+for _ in $(seq "$XRUNS"); do # interleaved: every path once per round
     for p in "${XPATHS[@]}"; do
         upload "$(xport $p sink)" >> "$TMP/up.$p"
         download "$(xport $p src)" >> "$TMP/dn.$p"
     done
 done
+# latency: LROUNDS interleaved rounds (every path once per round, RTTS/LROUNDS
+# round trips and CONNS/LROUNDS connections each); the median of the rounds
+for p in "${XPATHS[@]}"; do : > "$TMP/lat.$p"; done
+for _ in $(seq "$LROUNDS"); do
+    for p in "${XPATHS[@]}"; do latency "$(xport $p echo)" >> "$TMP/lat.$p"; done
+done
 for p in "${XPATHS[@]}"; do
     XUP[$p]=$(median < "$TMP/up.$p")
     XDN[$p]=$(median < "$TMP/dn.$p")
-    read -r XRTT[$p] XCFB[$p] <<<"$(latency "$(xport $p echo)")"
+    XRTT[$p]=$(awk '{print $1}' "$TMP/lat.$p" | median)
+    XCFB[$p]=$(awk '{print $2}' "$TMP/lat.$p" | median)
 done
 
 {
     echo "### wsgate: one-stream throughput on loopback ($(nproc) CPUs, $(date -u +%Y-%m-%d))"
     echo
     echo "$BYTES bytes per transfer, median of $RUNS runs, same run for every path."
+    echo "The Go originals (kazeburo/wsgate-server and wsgate-client) are not in these tables:"
+    echo "they need Go >= 1.23, github.com/golang-jwt/jwt/v5 and (the server)"
+    echo "github.com/lestrrat/go-server-starter-listener, which Debian 12 does not package"
+    echo "(golang-go 1.19, golang-github-golang-jwt-jwt-dev 4.4.3), and no module proxy is reachable."
     echo
     echo "| path | seconds | MB/s | vs socat relay |"
     echo "|---|---:|---:|---:|"
@@ -281,8 +300,9 @@ done
     echo "#### both directions and latency, next to a tuned one-hop relay"
     echo
     echo "Upload (app → wsgate-client → wsgate-server → upstream) and download (upstream → app),"
-    echo "$XBYTES bytes, median of $RUNS interleaved rounds; 64-byte round trip: median of $RTTS on"
-    echo "one connection; connect + first byte: median of $CONNS connect, 1 byte echoed, close."
+    echo "$XBYTES bytes, median of $XRUNS interleaved rounds; 64-byte round trip (median on one"
+    echo "connection) and connect + first byte (median of connect, 1 byte echoed, close): the"
+    echo "median of $LROUNDS interleaved rounds of $((RTTS / LROUNDS)) round trips and $((CONNS / LROUNDS)) connections."
     echo "The latency client and echo server are the same Python for every route."
     echo
     echo "| route | upload MB/s | download MB/s | 64 B round trip µs | connect + first byte µs |"
