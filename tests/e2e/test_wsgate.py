@@ -1586,7 +1586,7 @@ def sanitized():
 
 def test_idle_tunnels_give_buffers_back(procs, tmp_path):
     """Tunnels that moved data and went idle shrink back to a small struct:
-    RSS per idle tunnel stays far below the 2 x 256 KiB of relay buffers."""
+    RSS per idle tunnel stays far below the 2 x 512 KiB of relay buffers."""
     if sanitized():
         pytest.skip("RSS says nothing under ASan (its allocator keeps freed memory)")
     n = 300
