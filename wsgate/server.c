@@ -452,7 +452,7 @@ static void route(struct tunnel *t)
     if (!route_authorize(t, name) || !(up = route_upstream(t, name)) || !route_upgrade(t))
         return;
     wsg_conn_stop_read(&h->conn);
-    wsg_conn_disarm(&h->conn); /* the dial has its own timeout */
+    wsg_conn_arm(&h->conn, 0); /* the dial has its own timeout */
     h->dial = net_dial(t->w->loop, up, h->srv->opts.dial_timeout, dial_done, t);
     if (!h->dial)
         respond(t, 500, "Could not connect upstream: out of memory\n", NULL);

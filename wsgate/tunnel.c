@@ -85,11 +85,6 @@ void wsg_conn_arm(struct wsg_conn *c, double secs)
     }
 }
 
-void wsg_conn_disarm(struct wsg_conn *c)
-{
-    ev_timer_stop(c->loop, &c->deadline);
-}
-
 void wsg_conn_free(struct wsg_conn *c)
 {
     ev_io_stop(c->loop, &c->rio);
@@ -569,8 +564,8 @@ static void ws_pump(struct tunnel *t)
     while (!t->down.inflating && t->down.out_len == 0 && t->state != TUNNEL_CLOSED &&
            t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl) {
         struct ws_event ev;
-        size_t n = ws_decoder_feed(&t->down.dec, t->down.buf + t->down.pos, t->down.len - t->down.pos,
-                                   &ev);
+        size_t n = ws_decoder_feed(&t->down.dec, t->down.buf + t->down.pos,
+                                   t->down.len - t->down.pos, &ev);
         t->down.pos += n;
         if (n > 0 || ev.type != WS_EV_NEED_MORE)
             t->moves++;
@@ -599,8 +594,8 @@ static void tunnel_after_event(struct tunnel *t);
 
 static bool ws_can_read(const struct tunnel *t)
 {
-    return (t->state == TUNNEL_OPEN || t->state == TUNNEL_CLOSING) && t->down.out_len == 0 && !t->down.inflating &&
-           t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
+    return (t->state == TUNNEL_OPEN || t->state == TUNNEL_CLOSING) && t->down.out_len == 0 &&
+           !t->down.inflating && t->ctrl_len + WS_MAX_CONTROL_FRAME <= sizeof t->ctrl;
 }
 
 /* One read from the WebSocket and the deliveries it allows. */
@@ -769,7 +764,7 @@ static void tcp_read_once(struct tunnel *t)
  * does (bounded, so one busy tunnel cannot starve its loop: the level-
  * triggered watchers bring it back), then set the watchers from the state.
  * Writes come first so that reads find room; no callback calls another. */
-static void tunnel_progress(struct tunnel *t)
+static void progress_rounds(struct tunnel *t)
 {
     for (int round = 0; round < 16; round++) {
         unsigned before = t->moves;
@@ -783,6 +778,11 @@ static void tunnel_progress(struct tunnel *t)
         if (t->moves == before)
             break;
     }
+}
+
+static void tunnel_progress(struct tunnel *t)
+{
+    progress_rounds(t);
     tunnel_after_event(t);
 }
 
@@ -871,17 +871,6 @@ static void io_set(struct ev_loop *loop, ev_io *io, int fd, int events, bool on)
     }
 }
 
-/* The "Connected" line, once, after the tunnel's first progress: what
- * the peers sent first is already on its way (a log write less on the path
- * to the first byte), and it still comes before the final line. */
-static void log_connected(struct tunnel *t)
-{
-    if (!t->logged_open) {
-        t->logged_open = true;
-        tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
-    }
-}
-
 static void tunnel_after_event(struct tunnel *t)
 {
     bool ws_flushed =
@@ -907,7 +896,6 @@ static void tunnel_after_event(struct tunnel *t)
     }
     io_set(loop, &t->tcp_rio, t->tcp_fd, EV_READ, tcp_can_read(t));
     io_set(loop, &t->tcp_wio, wfd(t), EV_WRITE, t->down.out_len > 0 && wfd(t) >= 0);
-    log_connected(t);
 }
 
 void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, size_t len)
@@ -927,12 +915,10 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
         t->down.len = len;
     }
     /* the connection is the tunnel's now; the handshake state goes */
-    ev_io_stop(c->loop, &c->rio);
-    ev_io_stop(c->loop, &c->wio);
-    ev_timer_stop(c->loop, &c->deadline);
     t->ws = c->tr;
     c->tr.ops = NULL;
     c->tr.fd = -1;
+    wsg_conn_free(c); /* its watchers */
     if (t->hs_free)
         t->hs_free(t);
     t->hs_free = NULL;
@@ -955,7 +941,12 @@ void tunnel_start(struct tunnel *t, struct wsg_conn *c, const uint8_t *early, si
         ev_timer_set(&t->ping_timer, t->w->opts->ping_interval, t->w->opts->ping_interval);
         ev_timer_start(t->w->loop, &t->ping_timer);
     }
-    tunnel_progress(t); /* logs "Connected" once the first bytes moved */
+    /* the "Connected" line after the first moves: what the peers sent
+     * first is already on its way (a log write less on the path to the
+     * first byte), and nothing has closed the tunnel before after_event */
+    progress_rounds(t);
+    tunnel_log(t, JSONLOG_INFO, "log", "status", "Connected", NULL, NULL);
+    tunnel_after_event(t);
 }
 
 void tunnel_close(struct tunnel *t)
@@ -968,7 +959,6 @@ void tunnel_close(struct tunnel *t)
     ev_timer_stop(loop, &t->timer);
     ev_timer_stop(loop, &t->ping_timer);
     if (t->state != TUNNEL_HANDSHAKE) {
-        log_connected(t);
         dump_flush(t, 0);
         dump_flush(t, 1);
         struct jsonlog_field f[16];

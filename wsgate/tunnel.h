@@ -97,9 +97,8 @@ void wsg_conn_want_read(struct wsg_conn *c);
 void wsg_conn_want_write(struct wsg_conn *c);
 void wsg_conn_stop_read(struct wsg_conn *c);
 void wsg_conn_stop_write(struct wsg_conn *c);
-/* (Re)start the deadline: secs from now (<= 0: none); stop it. */
+/* (Re)start the deadline secs from now; secs <= 0 stops it. */
 void wsg_conn_arm(struct wsg_conn *c, double secs);
-void wsg_conn_disarm(struct wsg_conn *c);
 /* Stop everything and close the transport if it was not handed on. */
 void wsg_conn_free(struct wsg_conn *c);
 
@@ -224,7 +223,6 @@ struct tunnel {
     enum tunnel_state state;
     bool half_close;         /* the peers agreed on WSG_HALF_CLOSE_PROTOCOL */
     bool failed;             /* the final line says "Failed" */
-    bool logged_open;        /* the "Connected" line is out */
     uint16_t close_code;     /* peer's close code (1005: frame had none), 0 = none received */
 
     struct tunnel_down down;
@@ -243,7 +241,7 @@ struct tunnel {
     /* readiness known from the last events: an operation is tried while its
      * flag is set and cleared by its EAGAIN (the watchers set them again) */
     bool ws_rd_ok, ws_wr_ok, tcp_rd_ok, tcp_wr_ok;
-    unsigned moves;          /* counts progress within one tunnel_progress() */
+    unsigned moves;          /* counts progress within one round of tunnel_progress() */
 
     ev_timer timer;          /* close-handshake / drain deadline */
     ev_timer ping_timer;
