@@ -8,7 +8,9 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
+import threading
 import time
 
 import pytest
@@ -61,6 +63,31 @@ def need(*cmds):
     for c in cmds:
         if shutil.which(c) is None and not os.path.exists(c):
             pytest.skip("%s is not installed (make deps installs it)" % c)
+
+
+class EchoHandler(socketserver.BaseRequestHandler):
+    """Sends back every byte it reads, until EOF."""
+
+    def handle(self):
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                break
+            self.request.sendall(d)
+
+
+class ThreadedTCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # (default 5: a burst of dials overflows it)
+
+
+def start_tcp_server(handler=EchoHandler, host="127.0.0.1"):
+    """A threaded TCP peer on host, port 0, serving in the background (an
+    echo server by default). The caller calls .shutdown() and .server_close()."""
+    srv = ThreadedTCPServer((host, 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 
 
 class Procs:

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import binpath, free_port, need, wait_for, wait_port
+from conftest import binpath, free_port, need, start_tcp_server, wait_for, wait_port
 
 OURS = binpath("start_server")
 PERL = "/usr/bin/start_server"
@@ -792,7 +792,7 @@ def test_ready_check_never_ready_is_stopped(procs, tmp_path):
     hp = free_port()
     ss = Starter(procs, tmp_path, OURS, mode={"health": hp},
                  args=["--ready-check=tcp:127.0.0.1:%d" % hp, "--ready-timeout=2"])
-    r1 = ss.wait_report(1)
+    ss.wait_report(1)
     loop = ClientLoop(ss.port)
     try:
         loop.wait_ok(20)
@@ -923,21 +923,7 @@ def test_wsgate_server_hot_deploy(procs, tmp_path):
     client = binpath("wsgate-client")
     if not os.path.exists(server) or not os.path.exists(client):
         pytest.skip("build/wsgate-server and wsgate-client are not built")
-    import socketserver
-
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            while True:
-                d = self.request.recv(65536)
-                if not d:
-                    break
-                self.request.sendall(d)
-
-    class Threaded(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-    echo = Threaded(("127.0.0.1", 0), Echo)
-    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    echo = start_tcp_server()
     port = free_port()
     smap = tmp_path / "map.txt"
     smap.write_text("echo,127.0.0.1:%d\n" % echo.server_address[1])
@@ -1016,6 +1002,7 @@ def test_wsgate_server_hot_deploy(procs, tmp_path):
         for t in ths:
             t.join(30)
         echo.shutdown()
+        echo.server_close()
     assert results["errors"] == [], results["errors"][:5]
     ss.send_signal(signal.SIGTERM)
     assert ss.wait(timeout=30) == 0

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import socketserver
@@ -18,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import binpath, free_port, need, wait_for, wait_port
+from conftest import (EchoHandler, ThreadedTCPServer, binpath, free_port, need,
+                      start_tcp_server, wait_for, wait_port)
 
 websockets = pytest.importorskip("websockets")
 import websockets.exceptions  # noqa: E402
@@ -38,15 +38,6 @@ def no_proxy_env(monkeypatch):
         monkeypatch.delenv(v, raising=False)
 
 
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            d = self.request.recv(65536)
-            if not d:
-                break
-            self.request.sendall(d)
-
-
 class _AnswerAfterEOF(socketserver.BaseRequestHandler):
     """Reads until EOF, then answers with the byte count and a digest."""
 
@@ -63,21 +54,13 @@ class _AnswerAfterEOF(socketserver.BaseRequestHandler):
         self.request.sendall(b"got %d bytes %s\n" % (n, h.hexdigest().encode()))
 
 
-class _Threaded(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024  # (default 5: a burst of dials overflows it)
-
-
 @pytest.fixture
 def tcp_peer():
     """Start a TCP peer on loopback: tcp_peer('echo'|'eof') -> port."""
     servers = []
 
     def start(kind="echo"):
-        handler = {"echo": _Echo, "eof": _AnswerAfterEOF}[kind]
-        srv = _Threaded(("127.0.0.1", 0), handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        srv = start_tcp_server({"echo": EchoHandler, "eof": _AnswerAfterEOF}[kind])
         servers.append(srv)
         return srv.server_address[1]
 
@@ -1166,7 +1149,7 @@ def test_unix_socket_upstream(procs, tmp_path):
 
     class UnixEcho(socketserver.ThreadingUnixStreamServer):
         daemon_threads = True
-    srv = UnixEcho(path, _Echo)
+    srv = UnixEcho(path, EchoHandler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         g = Gate(procs, tmp_path, {"sock": "unix:" + path}, client=True)
@@ -1690,7 +1673,7 @@ class ConnectProxy:
                 th.join(30)
                 up.close()
 
-        self.srv = _Threaded(("127.0.0.1", 0), H)
+        self.srv = ThreadedTCPServer(("127.0.0.1", 0), H)
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
