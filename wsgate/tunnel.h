@@ -13,6 +13,14 @@
  *     the payload masked in place on the client), and header + payload leave
  *     in one write. While that frame is not fully sent the TCP side is not
  *     read.
+ * Both directions copy; neither splices. splice(2) for the unmasked server→
+ * client payload was measured twice on this kernel (6.18, loopback) and
+ * gave no throughput: a one-hop socket→pipe→socket relay moved 1737 MB/s
+ * against 1765 for read/write of 512 KiB (medians of 8 interleaved 4 GiB
+ * runs); it spent 25 % less CPU in the relay but more in the rest of the
+ * system (the sender's fresh pages, more and smaller skbs), and in the
+ * tunnel it was slower. A frame would also need its header written between
+ * a splice in and a splice out, and the client to read headers alone.
  * Control frames (pong, close, the half-close marker) queue in a small fixed
  * buffer and are sent between data frames. Each half has its own state
  * (open, ended, dead); the tunnel has one close state (enum tunnel_state)
