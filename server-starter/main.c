@@ -44,6 +44,13 @@ void ss_log(const char *fmt, ...)
     }
 }
 
+/* The pid file this process locked (created, or a stale one taken over):
+ * a fatal error removes it, as the normal exit does, so that a failed start
+ * leaves none behind (Perl's creates it only once the sockets are bound).
+ * Forked children that die never touch it. */
+static const char *held_pid_file;
+static pid_t held_pid_file_by;
+
 void ss_die(int errno_value, const char *fmt, ...)
 {
     char buf[4096];
@@ -52,6 +59,8 @@ void ss_die(int errno_value, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     ss_log("%s", buf);
+    if (held_pid_file && held_pid_file_by == getpid())
+        unlink(held_pid_file);
     exit(errno_value > 0 && errno_value < 256 ? errno_value : 255);
 }
 
@@ -85,6 +94,8 @@ static int lock_pid_file(const char *path)
         close(fd);
         fd = high;
     }
+    held_pid_file = path;
+    held_pid_file_by = getpid();
     return fd;
 }
 
@@ -146,6 +157,7 @@ static void daemonize(const struct ss_listeners *ls)
         ss_die(errno, "fork failed:%s", strerror(errno));
     if (pid > 0)
         _exit(0);
+    held_pid_file_by = getpid();
     if (!ls->stdin_is_socket) {
         int fd = open("/dev/null", O_RDONLY);
         if (fd < 0)
@@ -179,10 +191,11 @@ int main(int argc, char **argv)
         return config_free(&cfg, 1);
     if (cfg.help) {
         ss_usage(stdout);
+        printf("\nopskit start_server %s\n", OPSKIT_VERSION);
         return config_free(&cfg, 0);
     }
     if (cfg.version) {
-        printf("start_server version %s (Server::Starter 0.35 compatible)\n", OPSKIT_VERSION);
+        puts("0.35"); /* what Perl's prints (scripts compare it) */
         return config_free(&cfg, 0);
     }
     if (cfg.restart)
@@ -217,13 +230,20 @@ int main(int argc, char **argv)
         ss_env_free(loaded);
     }
 
+    /* Perl's start_server keeps its script open on fd 3 (close-on-exec), so
+     * its log file and sockets start at 4: hold fd 3 the same way, and the
+     * workers see the same SERVER_STARTER_PORT. Never closed (an =3 socket
+     * may replace it). */
+    if (fcntl(3, F_GETFD) < 0)
+        (void)open("/dev/null", O_RDONLY | O_CLOEXEC);
     int pid_fd = cfg.pid_file ? lock_pid_file(cfg.pid_file) : -1;
     pid_t logger = 0;
     int log_fd = cfg.log_file ? open_log(cfg.log_file, &logger) : -1;
 
     ss_log("start_server (pid:%d) starting now...", (int)getpid());
     struct ss_listeners ls;
-    ss_listen_all(&cfg, &ls, &pid_fd);
+    int *keep[] = {&pid_fd, &log_fd};
+    ss_listen_all(&cfg, &ls, keep, 2);
     setenv("SERVER_STARTER_PORT", ls.env, 1);
     setenv("SERVER_STARTER_GENERATION", "0", 1);
 

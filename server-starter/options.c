@@ -354,6 +354,28 @@ bad:
     return -1;
 }
 
+/* A tcp:/http: check on a TCP port start_server listens on itself would pass
+ * on the old workers, which accept on the same socket: the gate would never
+ * hold a new worker back. Refused, naming both. */
+static int ready_on_shared_port(const struct ss_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->ready.kind != READY_TCP && cfg->ready.kind != READY_HTTP)
+        return 0;
+    int port = atoi(cfg->ready.port);
+    for (size_t i = 0; i < cfg->nports; i++) {
+        struct ss_port_spec ps;
+        if (ss_port_parse(cfg->ports[i], &ps) < 0 || ps.udp || ps.port != port)
+            continue;
+        snprintf(err, errlen,
+                 "invalid --ready-check value:%s (port %d is --port=%s, the listening socket "
+                 "the old workers share: it always answers; check a port only the new worker "
+                 "answers, or use exec:)",
+                 cfg->ready_check, port, cfg->ports[i]);
+        return -1;
+    }
+    return 0;
+}
+
 int ss_options_parse(struct ss_config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -442,7 +464,8 @@ int ss_options_parse(struct ss_config *cfg, int argc, char **argv)
     if (cfg->backlog > INT_MAX)
         cfg->backlog = INT_MAX;
     char err[512];
-    if (ss_ready_parse(cfg->ready_check, cfg->ready_timeout, &cfg->ready, err, sizeof err) < 0) {
+    if (ss_ready_parse(cfg->ready_check, cfg->ready_timeout, &cfg->ready, err, sizeof err) < 0 ||
+        ready_on_shared_port(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
@@ -498,6 +521,7 @@ void ss_usage(FILE *out)
         "  --stop                  send TERM to the running start_server (--pid-file) and\n"
         "                          wait until it exited\n"
         "  --help                  print this help\n"
-        "  --version               print the version\n",
+        "  --version               print the Server::Starter version it is compatible with\n"
+        "                          (0.35, as Perl's prints it)\n",
         out);
 }

@@ -110,6 +110,9 @@ static int start_attempt(struct ready_probe *p, int64_t now, char **env, pid_t w
         if (pid == 0) {
             ss_child_reset_signals();
             dup2(2, 1);
+            /* not the listening sockets: a check that leaves a process
+             * behind must not hold them open */
+            close_range(3, ~0U, 0);
             execle("/bin/sh", "sh", "-c", p->spec->command, (char *)NULL, cenv);
             _exit(127);
         }

@@ -62,7 +62,7 @@ void ss_unlink_paths(const struct ss_config *cfg)
 }
 
 static void bind_port(const struct ss_config *cfg, const char *value, struct ss_listeners *out,
-                      int *avoid_fd)
+                      int *const keep[], size_t nkeep)
 {
     struct ss_port_spec ps;
     if (ss_port_parse(value, &ps) < 0)
@@ -110,12 +110,14 @@ static void bind_port(const struct ss_config *cfg, const char *value, struct ss_
     if (fcntl(fd, F_SETFD, 0) < 0)
         ss_die(errno, "fcntl(F_SETFD, 0) failed:%s", strerror(errno));
     if (ps.fd >= 0 && ps.fd != fd) {
-        if (avoid_fd && *avoid_fd == ps.fd) {
-            int moved = fcntl(*avoid_fd, F_DUPFD_CLOEXEC, ps.fd + 1);
+        for (size_t i = 0; i < nkeep; i++) {
+            if (*keep[i] != ps.fd)
+                continue;
+            int moved = fcntl(*keep[i], F_DUPFD_CLOEXEC, ps.fd + 1);
             if (moved < 0)
                 ss_die(errno, "dup2(2) failed(%d): %s", ps.fd, strerror(errno));
-            close(*avoid_fd);
-            *avoid_fd = moved;
+            close(*keep[i]);
+            *keep[i] = moved;
         }
         vacate_fd(out, ps.fd);
         if (dup2(fd, ps.fd) < 0)
@@ -154,11 +156,12 @@ static void bind_path(const struct ss_config *cfg, const char *path, struct ss_l
     add_socket(out, path, fd);
 }
 
-void ss_listen_all(const struct ss_config *cfg, struct ss_listeners *out, int *avoid_fd)
+void ss_listen_all(const struct ss_config *cfg, struct ss_listeners *out, int *const keep[],
+                   size_t nkeep)
 {
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < cfg->nports; i++)
-        bind_port(cfg, cfg->ports[i], out, avoid_fd);
+        bind_port(cfg, cfg->ports[i], out, keep, nkeep);
     for (size_t i = 0; i < cfg->npaths; i++)
         bind_path(cfg, cfg->paths[i], out);
     size_t len = 1;

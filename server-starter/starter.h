@@ -39,9 +39,11 @@ struct ss_listeners {
 };
 
 /* Bind every --port and --path (dies with Perl's messages on failure); the
- * fds are left without close-on-exec. avoid_fd is an internal fd that must
- * not be overwritten by an =FD target (it is moved if needed; -1 for none). */
-void ss_listen_all(const struct ss_config *cfg, struct ss_listeners *out, int *avoid_fd);
+ * fds are left without close-on-exec. keep[0..nkeep) are start_server's own
+ * fds (pid file, log; -1 for none), which an =FD target must not overwrite:
+ * such an fd is moved out of the way and *keep[i] updated. */
+void ss_listen_all(const struct ss_config *cfg, struct ss_listeners *out, int *const keep[],
+                   size_t nkeep);
 
 /* Remove the unix socket files of --path (at exit). */
 void ss_unlink_paths(const struct ss_config *cfg);

@@ -336,6 +336,14 @@ static void fail_attempt(struct sup *s, struct worker *w, const char *reason)
     s->deadline = retry > now ? retry : now;
 }
 
+static int has_old(const struct sup *s)
+{
+    for (size_t i = 0; i < s->nw; i++)
+        if (s->w[i].role == W_OLD)
+            return 1;
+    return 0;
+}
+
 static void kill_old(struct sup *s)
 {
     ss_log("killing old workers");
@@ -631,9 +639,9 @@ static void on_timer(struct sup *s, int64_t now)
             units_format_duration(s->cfg->ready.timeout_ns, tbuf, sizeof tbuf);
             snprintf(reason, sizeof reason, "not ready after %s (%s)", tbuf,
                      s->probe.last_error[0] ? s->probe.last_error : "no answer");
-            ss_log("new worker %d is not ready after %s (%s), stopping it; old workers keep "
-                   "serving",
-                   (int)w->pid, tbuf, s->probe.last_error[0] ? s->probe.last_error : "no answer");
+            ss_log("new worker %d is not ready after %s (%s), stopping it%s", (int)w->pid, tbuf,
+                   s->probe.last_error[0] ? s->probe.last_error : "no answer",
+                   has_old(s) ? "; old workers keep serving" : "");
             kill(w->pid, s->cfg->signal_on_term);
             w->role = W_FAILED;
             fail_attempt(s, w, reason);
