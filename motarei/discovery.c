@@ -135,6 +135,7 @@ struct mt_discovery {
     CURL *ev;
     struct mt_linebuf ev_lines;
     int ev_connected; /* atomic */
+    int ev_failing;   /* a failure to connect was logged (once until it connects) */
     double ev_retry_at, ev_backoff;
     char ev_url[2048];
     /* re-list */
@@ -399,6 +400,7 @@ static size_t ev_header(char *buf, size_t size, size_t nitems, void *ud)
         if (sp && strncmp(sp + 1, "200", 3) == 0 && !d->ev_connected) {
             __atomic_store_n(&d->ev_connected, 1, __ATOMIC_RELAXED);
             d->ev_backoff = 0.1;
+            d->ev_failing = 0;
             d->need_list = 1; /* whatever happened while we were not listening */
         }
     }
@@ -482,12 +484,18 @@ static void events_done(struct mt_discovery *d, CURLcode rc, double now)
     curl_multi_remove_handle(d->multi, d->ev);
     curl_easy_cleanup(d->ev);
     d->ev = NULL;
+    char err[512];
+    mt_docker_error(&d->docker, rc, rc == CURLE_OK && status == 200 ? 0 : status, NULL, 0, err,
+                    sizeof err);
     if (__atomic_load_n(&d->ev_connected, __ATOMIC_RELAXED)) {
-        char err[512];
-        mt_docker_error(&d->docker, rc, rc == CURLE_OK && status == 200 ? 0 : status, NULL, 0,
-                        err, sizeof err);
         jsonlog(JSONLOG_WARN, "Docker events stream ended, reconnecting",
                 JL_ERR(rc == CURLE_OK ? "end of stream" : err));
+    } else if (!d->ev_failing) {
+        /* never connected (refused, an error status): say it once, then
+         * retry quietly with back-off; the re-list keeps the table fresh */
+        d->ev_failing = 1;
+        jsonlog(JSONLOG_WARN, "Docker events stream failed, retrying",
+                JL_ERR(rc == CURLE_OK && status == 200 ? "end of stream" : err));
     }
     __atomic_store_n(&d->ev_connected, 0, __ATOMIC_RELAXED);
     d->ev_retry_at = now + d->ev_backoff;

@@ -8,12 +8,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
@@ -290,7 +292,7 @@ static int parse_check(void *target, const char *v, char *err, size_t errlen)
     } else if (strcmp(v, "none") == 0) {
         *ca->kind = MT_CHECK_NONE;
     } else {
-        snprintf(err, errlen, "invalid value \"%s\" for --health-check: tcp, http:/PATH or none", v);
+        snprintf(err, errlen, "tcp, http:/PATH or none");
         return -1;
     }
     return 0;
@@ -306,7 +308,7 @@ static int parse_pp(void *target, const char *v, char *err, size_t errlen)
     else if (strcmp(v, "none") == 0 || strcmp(v, "0") == 0)
         *pp = 0;
     else {
-        snprintf(err, errlen, "invalid value \"%s\" for --proxy-protocol: v1 or v2", v);
+        snprintf(err, errlen, "v1, v2 or none");
         return -1;
     }
     return 0;
@@ -321,6 +323,37 @@ static void print_version(void)
            "gcc " __VERSION__
 #endif
     );
+}
+
+/* Does s hold a backend no probe has decided yet? */
+static int probes_pending(const struct mt_snapshot *s)
+{
+    for (size_t i = 0; s && i < s->nports; i++)
+        for (size_t k = 0; k < s->ports[i].n; k++)
+            if (s->ports[i].b[k].probe == MT_PROBE_UNKNOWN)
+                return 1;
+    return 0;
+}
+
+/* With --health-check the first snapshot has no probe results: every backend
+ * counts as not ready, and the first connections would be turned away with
+ * "Could not find Backends". Wait for the first round of probes (each gives
+ * up within 2 s; this waits 3 s at most); meanwhile connections wait in the
+ * listen backlog. Runs before the loops do, so it takes their snapshots. */
+static void wait_first_probes(struct motarei *m)
+{
+    for (int tick = 0; tick < 300 && probes_pending(m->loops[0].snap); tick++) {
+        struct timespec t = { 0, 10 * 1000 * 1000 };
+        nanosleep(&t, NULL);
+        for (int i = 0; i < m->nloops; i++) {
+            struct mt_snapshot *s =
+                __atomic_exchange_n(&m->loops[i].pending, NULL, __ATOMIC_ACQ_REL);
+            if (s) {
+                mt_snapshot_unref(m->loops[i].snap);
+                m->loops[i].snap = s;
+            }
+        }
+    }
 }
 
 /* The port of a SERVER_STARTER_PORT key ("8080", "127.0.0.1:8080", "[::1]:8080"). */
@@ -351,7 +384,8 @@ int main(int argc, char **argv)
         { "bind", 0, FLAG_STRING, &bind, "IP", "IP address to bind (default 0.0.0.0; [::] too)", NULL, NULL,
           NULL },
         { "proxy-connect-timeout", 0, FLAG_DURATION, &cto, "DURATION",
-          "timeout of connection to upstream (default 60s)", NULL, NULL, "1ms..1h" },
+          "timeout of connection to upstream (default 60s; 0 = the system's)", NULL, NULL,
+          "0s..8760h" },
         { "proxy-connect-ip", 0, FLAG_STRING, &cip, "IP",
           "destination ip address to connect to upstream (default 127.0.0.1)", NULL, NULL, NULL },
         { "health-check", 0, FLAG_FUNC, &ca, "tcp|http:/PATH",
@@ -400,10 +434,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "motarei: --label must not be empty\n");
         return 1;
     }
-    if (cto <= 0) {
-        fprintf(stderr, "motarei: --proxy-connect-timeout must be positive\n");
-        return 1;
-    }
     if (sto < 0) {
         fprintf(stderr, "motarei: --shutdown-timeout must not be negative\n");
         return 1;
@@ -419,6 +449,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "motarei: invalid --bind \"%s\"\n", bind);
             return 1;
         }
+        /* a name that does not resolve is the flag's fault: say so now, not
+         * after discovery as a failure to listen */
+        struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *res;
+        int gai = getaddrinfo(h, NULL, &hints, &res);
+        if (gai != 0) {
+            fprintf(stderr, "motarei: invalid --bind \"%s\": %s\n", bind, gai_strerror(gai));
+            return 1;
+        }
+        freeaddrinfo(res);
         unsigned char tmp[16];
         if (inet_pton(AF_INET, cip, tmp) != 1 && inet_pton(AF_INET6, cip, tmp) != 1) {
             fprintf(stderr, "motarei: invalid --proxy-connect-ip \"%s\" (an IP address)\n", cip);
@@ -552,6 +591,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < m.nloops; i++) {
         m.loops[i].snap = __atomic_exchange_n(&m.loops[i].pending, NULL, __ATOMIC_ACQ_REL);
     }
+    if (check != MT_CHECK_NONE)
+        wait_first_probes(&m);
     if (metrics) {
         metrics_fd = net_listen(metrics, 64, err, sizeof err);
         if (metrics_fd < 0)

@@ -1,8 +1,8 @@
 /* motarei: TCP proxy for Docker hot deploy. Shared declarations of its
  * modules: the Docker JSON parsers and API client (docker.c), discovery
  * with events, re-list and health probes on its own thread (discovery.c),
- * the immutable backend snapshots it publishes to the event loops
- * (snapshot.c), and the proxy on those loops (proxy.c, main.c). */
+ * and the immutable backend snapshots it publishes to the event loops, and
+ * the proxy on those loops (proxy.c, main.c). */
 #ifndef MOTAREI_H
 #define MOTAREI_H
 
@@ -108,8 +108,6 @@ size_t mt_body_write(char *ptr, size_t size, size_t nmemb, void *ud);
 
 #define MT_API_VERSION_MAX "1.47"
 
-#endif
-
 /* ---- backend snapshots: immutable, reference counted, shared by the loops ---- */
 
 enum mt_probe { MT_PROBE_OFF, MT_PROBE_UNKNOWN, MT_PROBE_PASSED, MT_PROBE_FAILED };
@@ -181,3 +179,5 @@ struct mt_snapshot *mt_snapshot_build(const struct mt_list *l, const uint16_t *p
                                       void *arg, uint64_t seq);
 /* The first ready backend for port index i, or NULL. */
 const struct mt_backend *mt_snapshot_chosen(const struct mt_snapshot *s, size_t i);
+
+#endif

@@ -279,6 +279,31 @@ def test_help_version_and_bad_flags():
         r = subprocess.run([binpath("motarei")] + bad, capture_output=True, text=True)
         assert r.returncode == 1, bad
         assert len(r.stderr.strip().splitlines()) <= 2 and r.stderr.strip(), (bad, r.stderr)
+        assert r.stderr.count("invalid value") <= 1, r.stderr  # said once
+    r = subprocess.run([binpath("motarei"), "-l", "app=x", "--health-check", "udp"],
+                       capture_output=True, text=True)
+    assert 'invalid value "udp" for --health-check: tcp, http:/PATH or none' in r.stderr
+
+
+def test_bad_bind_is_refused_before_discovery(tmp_path):
+    """A --bind that names no address is the flag's fault, said at once (not
+    after the engine is asked, as a failure to listen)."""
+    env = dict(os.environ, DOCKER_HOST="unix://" + str(tmp_path / "no.sock"))
+    for bad in ("nonsense.invalid", "1.2.3.999"):
+        r = subprocess.run([binpath("motarei"), "-l", "app=x", "--bind", bad],
+                           capture_output=True, text=True, env=env, timeout=30)
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith('motarei: invalid --bind "%s": ' % bad), \
+            r.stderr
+
+
+def test_connect_timeout_zero_means_the_systems(tmp_path):
+    """As in the original (net.DialTimeout with 0): accepted, no deadline of ours."""
+    env = dict(os.environ, DOCKER_HOST="unix://" + str(tmp_path / "no.sock"))
+    r = subprocess.run([binpath("motarei"), "-l", "app=x", "--proxy-connect-timeout", "0"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 1 and fatal_of(r)["msg"] == "failed initialize discovery", r.stderr
 
 
 def fatal_of(r):
@@ -516,6 +541,20 @@ def test_readiness_late_listener_gets_no_traffic(ctr, procs, tmp_path, check):
     assert lp.ok > 20
 
 
+@pytest.mark.parametrize("check", ["tcp", "http:/"])
+def test_health_check_serves_the_first_connection(ctr, procs, tmp_path, check):
+    """The listener opens before any probe has answered: the first
+    connection waits for the first round of probes instead of finding no
+    ready backend (one request, no retry)."""
+    port = free_port()
+    cid = ctr.web(port)
+    pub = int(docker("port", cid, "%d/tcp" % port).splitlines()[0].rsplit(":", 1)[1])
+    wait_serving(pub, cid)  # the app answers before motarei starts
+    p, log = start_motarei(procs, tmp_path, ctr.app, "--health-check", check, ports=[port])
+    assert cid.startswith(http_get(port, timeout=10))
+    assert not log_has(log, "Failed to get backends")
+
+
 # ---------------------------------------------------------------- relay
 
 def test_half_close_reaches_backend(ctr, procs, tmp_path):
@@ -556,11 +595,15 @@ def recv_exact(s, n):
     return got
 
 
+@pytest.mark.parametrize("bind", ["127.0.0.1", "::"])
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_proxy_protocol(ctr, procs, tmp_path, version):
+def test_proxy_protocol(ctr, procs, tmp_path, version, bind):
+    """The header as the backend reads it; an IPv4 client of a dual-stack
+    listener (::ffff:127.0.0.1 to the socket) is given as IPv4."""
     port = free_port()
     ctr.run("-P", "--expose", str(port), IMAGE, "nc", "-ll", "-p", str(port), "-e", "/bin/cat")
-    p, log = start_motarei(procs, tmp_path, ctr.app, "--proxy-protocol", version, ports=[port])
+    p, log = start_motarei(procs, tmp_path, ctr.app, "--proxy-protocol", version, "--bind", bind,
+                           ports=[port])
 
     def attempt():
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
