@@ -234,6 +234,14 @@ int main(int argc, char **argv)
      * load; refuse instead. */
     void *h = dlopen(shim, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) fail("cannot load shim: %s", dlerror());
+    /* and it must be the shim: its own openat, not one found in a dependency
+     * (any library "loads", and then nothing would be rewritten) */
+    void *sym = dlsym(h, "openat");
+    Dl_info di;
+    char from[PATH_MAX];
+    if (sym == NULL || dladdr(sym, &di) == 0 || di.dli_fname == NULL ||
+        realpath(di.dli_fname, from) == NULL || strcmp(from, shim) != 0)
+        fail("%s is not " SHIM_NAME " (it defines no open/openat of its own)", shim);
 
     static char preload[PATH_MAX * 3];
     const char *old = getenv("LD_PRELOAD");

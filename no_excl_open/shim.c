@@ -289,18 +289,23 @@ static void preload_forget_self(void)
 {
     const char *v = getenv("LD_PRELOAD");
     Dl_info info;
-    char copy[NXO_PATH_BUF];
+    char buf[NXO_PATH_BUF];
 
     if (v == NULL || dladdr((void *)preload_forget_self, &info) == 0 || info.dli_fname == NULL)
         return;
     size_t len = strlen(v);
-    if (len >= sizeof copy) return;
+    /* a long list (many preloads) gets a heap copy: the children must not
+     * inherit us whatever the length */
+    char *copy = len < sizeof buf ? buf : malloc(len + 1);
+    if (copy == NULL) return;
     memcpy(copy, v, len + 1);
-    if (!nxo_preload_strip(copy, info.dli_fname)) return;
-    if (copy[0] == '\0')
-        unsetenv("LD_PRELOAD");
-    else
-        setenv("LD_PRELOAD", copy, 1);
+    if (nxo_preload_strip(copy, info.dli_fname)) {
+        if (copy[0] == '\0')
+            unsetenv("LD_PRELOAD");
+        else
+            setenv("LD_PRELOAD", copy, 1);
+    }
+    if (copy != buf) free(copy);
 }
 
 __attribute__((constructor)) static void nxo_init(void)

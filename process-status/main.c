@@ -770,6 +770,10 @@ int main(int argc, char **argv)
             "'_', with single '.' between parts");
     if (cfg.pattern && cfg.pattern[0] == '\0')
         die("--pattern must not be empty (it would match every process)");
+    if (cfg.pid_file && cfg.pid_file[0] == '\0')
+        die("--pid-file must not be empty");
+    if (cfg.state_dir && cfg.state_dir[0] == '\0')
+        die("--state-dir must not be empty");
     if (cfg.key_prefix) {
         char fname[PS_STATE_KEY_MAX + 1];
         if (ps_state_escape_key(cfg.key_prefix, fname, sizeof fname) < 0)

@@ -197,6 +197,19 @@ def test_children_do_not_inherit_ld_preload(tmp_path):
     assert re.findall(r"^LD_PRELOAD=.*$", env, re.M) == ["LD_PRELOAD=%s" % HOOK]
 
 
+def test_children_do_not_inherit_a_long_ld_preload(tmp_path):
+    """Beyond the shim's 8 KiB buffer too: many preloads (names of libraries
+    that are not there only make ld.so warn) and the shim last."""
+    missing = " ".join(str(tmp_path / ("absent%03d.so" % i)) for i in range(300))
+    env = base_env(LD_PRELOAD="%s %s" % (missing, SHIM))
+    out = subprocess.run(["/bin/sh", "-c", "env"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, universal_newlines=True, timeout=30,
+                         check=True).stdout
+    assert len(missing) > 8192
+    assert "LD_PRELOAD=%s\n" % missing in out
+    assert "open_no_excl" not in out
+
+
 def test_children_keep_other_preloads(tmp_path):
     other = str(tmp_path / "other_preload.so")
     shutil.copy(HOOK, other)  # inert without NXO_HOOK_PATH
@@ -346,6 +359,14 @@ def test_wrapper_missing_shim(tmp_path):
     assert p.returncode == 1
     assert p.stderr.startswith("no_excl_open: cannot load shim: ")
     assert not marker.exists()
+    # a library that loads but is some other one (its open is libc's)
+    other = "/lib/%s/libm.so.6" % MULTIARCH if MULTIARCH else "/lib/x86_64-linux-gnu/libm.so.6"
+    if os.path.exists(other):
+        p = run_wrapper(["--shim", other, "--", "touch", str(marker)])
+        assert p.returncode == 1
+        assert p.stderr == ("no_excl_open: %s is not open_no_excl.so (it defines no "
+                            "open/openat of its own)\n" % os.path.realpath(other)), p.stderr
+        assert not marker.exists()
 
 
 def test_wrapper_finds_shim_in_prefix_lib(tmp_path):

@@ -242,6 +242,8 @@ def test_help_version_and_flag_errors():
                       (["-p", "1", "--key-prefix", "a."], "invalid --key-prefix"),
                       (["-p", "1", "--key-prefix", "a..b"], "invalid --key-prefix"),
                       (["--pattern", ""], "--pattern must not be empty"),
+                      (["--pid-file", ""], "--pid-file must not be empty"),
+                      (["-p", "1", "--state-dir", ""], "--state-dir must not be empty"),
                       (["-p", "1", "extra"], "unexpected argument")]:
         for env in (None, dict(os.environ, MACKEREL_AGENT_PLUGIN_META="1")):
             r = run(args, check=False, env=env)
