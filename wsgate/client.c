@@ -38,6 +38,7 @@ struct listener {
     char target[1024];     /* request target: path?query */
     char origin[320];      /* scheme://host[:port] */
     char tls_host[256];    /* host name or IP to verify (TLS), "" for plain */
+    char host[256];        /* the gateway's host, without port or brackets (NO_PROXY) */
     int tls;
     char proxy[300];       /* HTTP proxy host:port for CONNECT, "" = direct */
     char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
@@ -455,8 +456,7 @@ static const char *env2(const char *a, const char *b)
 static int setup_proxy(struct listener *l, char *err, size_t errlen)
 {
     const char *p = l->tls ? env2("https_proxy", "HTTPS_PROXY") : env2("http_proxy", "HTTP_PROXY");
-    if (!p || !*p || no_proxy_match(env2("no_proxy", "NO_PROXY"), l->tls_host[0] ? l->tls_host :
-                                                                                l->host_hdr))
+    if (!p || !*p || no_proxy_match(env2("no_proxy", "NO_PROXY"), l->host))
         return 0;
     const char *rest = p;
     if (strncmp(p, "http://", 7) == 0)
@@ -556,6 +556,7 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
     net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen);
     snprintf(l->origin, sizeof l->origin, "%s://%s", tls ? "https" : "http", hostport);
     l->tls = tls;
+    snprintf(l->host, sizeof l->host, "%s", h);
     if (tls)
         snprintf(l->tls_host, sizeof l->tls_host, "%s", h);
     snprintf(l->url, sizeof l->url, "%s", url);
@@ -697,8 +698,8 @@ int main(int argc, char **argv)
           "Listen port and upstream url mapping file (required unless --stdio)", NULL, &map_seen,
           NULL },
         { "connect-timeout", 0, FLAG_DURATION, &cto, "DURATION",
-          "Timeout of connection to upstream, handshake included (default: 60s)", NULL, NULL,
-          "1ms..1h" },
+          "Timeout of connection to upstream, handshake included (default: 60s; 0 = none)",
+          NULL, NULL, "0s..8760h" },
         { "shutdown-timeout", 0, FLAG_DURATION, &sto, "DURATION",
           "Timeout to wait for all connections to be closed (default: 1h)", NULL, NULL,
           "0s..8760h" },

@@ -363,6 +363,18 @@ def test_handshake_deadlines(procs, tmp_path, tcp_peer):
     mute.close()
 
 
+def test_zero_timeouts_mean_none(procs, tmp_path, tcp_peer):
+    """As with the Go originals (a 0 time.Duration): accepted, and the
+    tunnel works."""
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer("echo")},
+             server_args=["-handshake_timeout", "0", "-dial_timeout", "0",
+                          "-write_timeout", "0"],
+             client=True, client_args=["--connect-timeout", "0"])
+    s, got = echo_exchange(g.cports["echo"], b"no deadlines")
+    s.close()
+    assert got == b"no deadlines"
+
+
 # ---------------------------------------------------------------- real peers
 
 def start_memcached(procs):
@@ -821,22 +833,23 @@ def test_warns_without_map_entries(procs, tmp_path):
 
 def test_flag_ranges(tmp_path):
     """Every duration, size and int flag has a valid range (lib/flags): a value
-    outside it is one clear line and exit 1, never a silently disabled timeout."""
+    outside it is one clear line and exit 1. A timeout of 0 is the originals'
+    "none" (Go's 0 duration), accepted."""
     r = subprocess.run([SERVER, "-dial_timeout", "-1s"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 1
-    assert ('invalid value "-1s" for -dial_timeout: must be between 1ms and 1h'
+    assert ('invalid value "-1s" for -dial_timeout: must be between 0s and 8760h'
             in r.stderr), r.stderr
     m = tmp_path / "ok.txt"
     m.write_text("127.0.0.1:1,http://127.0.0.1:2/proxy/x\n")
-    bad = [(SERVER, "-handshake_timeout", "0"), (SERVER, "-handshake_timeout", "-10s"),
-           (SERVER, "-dial_timeout", "0"), (SERVER, "-write_timeout", "-1s"),
+    bad = [(SERVER, "-handshake_timeout", "-10s"),
+           (SERVER, "-dial_timeout", "9000h"), (SERVER, "-write_timeout", "-1s"),
            (SERVER, "-shutdown_timeout", "-1s"), (SERVER, "-jwt-freshness", "0"),
            (SERVER, "-ping-interval", "-1s"), (SERVER, "-ping-timeout", "0"),
            (SERVER, "-dump-tcp", "3"), (SERVER, "-dump-tcp", "-1"),
            (SERVER, "-max-message-size", "0"), (SERVER, "-max-message-size", "8GiB"),
            (SERVER, "-workers", "257"),
-           (CLIENT, "--connect-timeout", "-1s"), (CLIENT, "--connect-timeout", "0"),
+           (CLIENT, "--connect-timeout", "-1s"),
            (CLIENT, "--shutdown-timeout", "-1s"), (CLIENT, "--ping-interval", "-1s"),
            (CLIENT, "--ping-timeout", "0"), (CLIENT, "--max-message-size", "0")]
     for prog, flag, value in bad:
@@ -1680,6 +1693,35 @@ class ConnectProxy:
     def close(self):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+def test_client_http_proxy_and_no_proxy_for_plain_urls(procs, tmp_path, tcp_peer):
+    """http:// and ws:// gateways go through HTTP_PROXY, and NO_PROXY matches
+    their host (without the port the URL carries)."""
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()})
+    proxy = ConnectProxy()
+    try:
+        for i, (no_proxy, via_proxy) in enumerate([("", True), ("127.0.0.1", False),
+                                                   ("example.com, 127.0.0.1", False)]):
+            env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:%d" % proxy.port,
+                       NO_PROXY=no_proxy)
+            env.pop("no_proxy", None)
+            env.pop("http_proxy", None)
+            port = free_port()
+            cmap = tmp_path / ("plain%d.txt" % i)
+            scheme = "ws" if i == 2 else "http"
+            cmap.write_text("127.0.0.1:%d,%s://127.0.0.1:%d/proxy/echo\n" % (port, scheme, g.port))
+            before = len(proxy.targets)
+            p = procs.start([CLIENT, "--map", str(cmap)], env=env,
+                            stderr=open(tmp_path / ("plain%d.log" % i), "wb"))
+            wait_listening(port, proc=p)
+            s, got = echo_exchange(port, b"plain %d" % i)
+            s.close()
+            assert got == b"plain %d" % i
+            assert len(proxy.targets) - before == (1 if via_proxy else 0), (no_proxy,
+                                                                           proxy.targets)
+    finally:
+        proxy.close()
 
 
 def test_client_through_http_proxy(procs, tmp_path, tcp_peer, tls_certs):
