@@ -129,7 +129,14 @@ int net_listen(const char *hostport, int backlog, char *err, size_t errlen)
         return -1;
     }
     int fd = -1, saved = 0;
+    /* ":port" means every address, v4 included, as in Go: getaddrinfo gives
+     * 0.0.0.0 first, so the wildcard v6 socket (dual-stack) is tried first,
+     * and 0.0.0.0 only where there is no IPv6. */
+    for (int pass = host[0] ? 1 : 0; fd < 0 && pass < 2; pass++) {
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int v6 = ai->ai_family == AF_INET6;
+        if (pass == 0 ? !v6 : (!host[0] && v6))
+            continue;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             saved = errno;
@@ -138,7 +145,7 @@ int net_listen(const char *hostport, int backlog, char *err, size_t errlen)
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ai->ai_family == AF_INET6 && !host[0]) {
-            int zero = 0; /* ":port" means every address, v4 included */
+            int zero = 0;
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
         }
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
@@ -146,6 +153,7 @@ int net_listen(const char *hostport, int backlog, char *err, size_t errlen)
         saved = errno;
         close(fd);
         fd = -1;
+    }
     }
     freeaddrinfo(res);
     if (fd < 0)
@@ -165,6 +173,12 @@ void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t
         snprintf(buf, buflen, "%s:%u", ip, ntohs(in->sin_port));
     } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            /* an IPv4 peer of a dual-stack socket: written as the IPv4 it is */
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof ip);
+            snprintf(buf, buflen, "%s:%u", ip, ntohs(in6->sin6_port));
+            return;
+        }
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
         snprintf(buf, buflen, "[%s]:%u", ip, ntohs(in6->sin6_port));
     } else if (sa->sa_family == AF_UNIX) {

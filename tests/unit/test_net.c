@@ -107,6 +107,33 @@ static void test_listen_and_format(void **state)
         assert_string_equal(name, want);
         close(fd);
     }
+    /* ":port" is every address, IPv4 and IPv6 (dual-stack where there is
+     * IPv6); an IPv4 peer of it is written as IPv4 */
+    fd = net_listen(":0", 16, err, sizeof err);
+    assert_true(fd >= 0);
+    len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    int c4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to4 = { .sin_family = AF_INET, .sin_port = htons(bound_port(fd)) };
+    to4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(c4, (struct sockaddr *)&to4, sizeof to4), 0);
+    if (ss.ss_family == AF_INET6) {
+        int c6 = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = htons(bound_port(fd)),
+                                    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        assert_int_equal(connect(c6, (struct sockaddr *)&to6, sizeof to6), 0);
+        close(c6);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int a4 = accept(fd, (struct sockaddr *)&peer, &plen);
+        assert_true(a4 >= 0);
+        net_format_addr((struct sockaddr *)&peer, plen, name, sizeof name);
+        assert_non_null(strstr(name, "127.0.0.1:")); /* not [::ffff:127.0.0.1] */
+        assert_true(name[0] == '1');
+        close(a4);
+    }
+    close(c4);
+    close(fd);
     assert_int_equal(net_listen("127.0.0.1", 16, err, sizeof err), -1);
     assert_non_null(strstr(err, "missing port"));
     int a = net_listen("127.0.0.1:0", 16, err, sizeof err);
