@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,40 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     return buf;
 }
 
+/* The file is an X.509 certificate (golang-jwt's ParseRSAPublicKeyFromPEM
+ * takes one too): its key, and a->pem replaced by that key as a PUBLIC KEY
+ * PEM, which is what libjwt verifies with. *pk stays NULL when the file is no
+ * certificate either. Returns -1 only when memory runs out. */
+static int cert_pubkey(struct wsg_auth *a, EVP_PKEY **pk)
+{
+    BIO *in = BIO_new_mem_buf(a->pem, (int)a->pem_len);
+    X509 *x = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    *pk = x ? X509_get_pubkey(x) : NULL;
+    X509_free(x);
+    if (!*pk)
+        return 0;
+    BIO *out = BIO_new(BIO_s_mem());
+    char *p;
+    long n;
+    char *pem = NULL;
+    if (out && PEM_write_bio_PUBKEY(out, *pk) == 1 && (n = BIO_get_mem_data(out, &p)) > 0 &&
+        (pem = malloc((size_t)n + 1))) {
+        memcpy(pem, p, (size_t)n);
+        pem[n] = '\0';
+        free(a->pem);
+        a->pem = pem;
+        a->pem_len = (size_t)n;
+    }
+    BIO_free(out);
+    if (!pem) {
+        EVP_PKEY_free(*pk);
+        *pk = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, char *err,
                   size_t errlen)
 {
@@ -66,9 +101,15 @@ int wsg_auth_load(struct wsg_auth *a, const char *path, int64_t freshness_ns, ch
     BIO *bio = BIO_new_mem_buf(a->pem, (int)a->pem_len);
     EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
+    if (!pk && cert_pubkey(a, &pk) < 0) {
+        snprintf(err, errlen, "failed parse pubkey: %s: out of memory", path);
+        free(a->pem);
+        a->pem = NULL;
+        return -1;
+    }
     if (!pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA) {
         snprintf(err, errlen, "failed parse pubkey: %s: %s", path,
-                 pk ? "not an RSA key" : "no PEM public key found");
+                 pk ? "not an RSA key" : "no PEM public key found (nor a certificate)");
         EVP_PKEY_free(pk);
         free(a->pem);
         a->pem = NULL;

@@ -990,10 +990,29 @@ def rsa_keys(tmp_path_factory):
     return out
 
 
-def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
+class _CountingEcho(EchoHandler):
+    accepted = 0
+
+    def handle(self):
+        type(self).accepted += 1
+        super().handle()
+
+
+@pytest.mark.parametrize("keyform", ["pubkey", "certificate"])
+def test_jwt_verification(procs, tmp_path, rsa_keys, keyform):
+    """Each token gets its status; a refused one dials nothing. The key may
+    be a PUBLIC KEY PEM or an X.509 certificate (as golang-jwt takes)."""
     jwt = pytest.importorskip("jwt")
     key, pub = rsa_keys["good"]
-    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()},
+    if keyform == "certificate":
+        cert = tmp_path / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-new", "-key", str(key), "-days", "1",
+                        "-subj", "/CN=wsgate-test", "-out", str(cert)], check=True,
+                       capture_output=True)
+        pub = cert
+    handler = type("Counting", (_CountingEcho,), {"accepted": 0})
+    peer = start_tcp_server(handler)
+    g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % peer.server_address[1]},
              server_args=["-public-key", str(pub), "-jwt-freshness", "10m"])
     now = int(time.time())
     priv = key.read_bytes()
@@ -1083,6 +1102,12 @@ def test_jwt_verification(procs, tmp_path, tcp_peer, rsa_keys):
     users = [e["user-email"] for e in log if e.get("status") == "Connected"]
     assert sorted(users) == want_users
     assert len([e for e in log if e.get("msg") == "Failed to authorize"]) == 13
+    # refused tokens (401, 403) dialled nothing: one upstream connection per 101
+    wait_for(lambda: handler.accepted >= len(want_users), what="upstream connections")
+    time.sleep(0.2)
+    assert handler.accepted == len(want_users)
+    peer.shutdown()
+    peer.server_close()
 
 
 def test_client_private_key_signs_tokens(procs, tmp_path, tcp_peer, rsa_keys):
