@@ -2,14 +2,18 @@
  * line "LISTEN_ADDR,URL" is a listener; every accepted connection dials the
  * URL, performs the RFC 6455 handshake (bounded by --connect-timeout) with
  * the -H headers, Origin and a bearer token from the token source, and then
- * becomes a tunnel (tunnel.c). One libev loop; per-connection state in
- * struct tunnel. */
+ * becomes a tunnel (tunnel.c). One libev loop per worker thread (lib/workers,
+ * --workers, default one per CPU), sharing the listeners; a tunnel lives on
+ * the loop that accepted it. Per-connection state in struct tunnel; the
+ * configuration is read-only once the workers run (the token source, whose
+ * token a call may replace, is used under a lock). */
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <strings.h>
 #include <errno.h>
 #include <ev.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 #include "ws.h"
 #include "ws_deflate.h"
 #include "ws_handshake.h"
+#include "workers.h"
 #include "wsgate.h"
 
 struct listener {
@@ -44,26 +49,37 @@ struct listener {
     char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
     int fd;
     int lineno;            /* of its map line, for duplicate reports */
-    struct acceptor acceptor;
+};
+
+struct client;
+
+/* One event loop of the client: its tunnels (w), its lib/workers loop. */
+struct cli_worker {
+    struct wsg_worker w;
+    struct worker *lw;
+    struct client *cl;
 };
 
 struct client {
-    struct ev_loop *loop;
+    struct ev_loop *loop; /* the main thread's (worker 0 and signals) */
     struct wsg_opts opts;
-    struct wsg_worker worker;
+    struct cli_worker *workers;
+    int nworkers;
+    struct workers set;
     double connect_timeout, shutdown_timeout;
     struct listener *ls;
     size_t nls;
     const char **headers;
     size_t nheaders;
     struct wsg_token_source *token;
+    pthread_mutex_t token_lock; /* get() may replace the token another worker reads */
     struct ssl_ctx_st *tls_ctx;
     struct ws_pmd_params offer; /* permessage-deflate offer (--enable-compression) */
     char offer_str[128];
     ev_signal sigterm;
-    ev_timer shutdown_timer;
     int shutting_down;
-    uint64_t seq;
+    uint64_t seq; /* atomic */
+    int stdio;    /* --stdio: one tunnel on stdin/stdout, no listeners */
     int stdio_ok; /* --stdio: the tunnel ended well */
 };
 
@@ -347,13 +363,16 @@ static void ws_handshake_start(struct tunnel *t, int fd)
     char authz[8192];
     if (cl->token) {
         char err[256];
+        pthread_mutex_lock(&cl->token_lock);
         const char *tok = cl->token->get(cl->token, err, sizeof err);
+        if (tok)
+            snprintf(authz, sizeof authz, "Authorization: Bearer %s", tok);
+        pthread_mutex_unlock(&cl->token_lock);
         if (!tok) {
             snprintf(why, sizeof why, "Failed to generate token: %s", err);
             hs_fail(t, why);
             return;
         }
-        snprintf(authz, sizeof authz, "Authorization: Bearer %s", tok);
         hdrs[nh++] = authz;
     }
     if (ws_hs_client_init(&h->hc, 0) < 0) {
@@ -382,11 +401,13 @@ static void ws_handshake_start(struct tunnel *t, int fd)
     hs_write(t);
 }
 
-/* Start one tunnel for listener l on an accepted socket (or stdin/stdout). */
-static void start_tunnel(struct listener *l, int rfd, int wfd)
+/* Start one tunnel for listener l on worker cw, on an accepted socket (or
+ * stdin/stdout). */
+static void start_tunnel(struct cli_worker *cw, struct listener *l, int rfd, int wfd)
 {
     struct client *cl = l->cl;
-    struct tunnel *t = tunnel_new(&cl->worker, &client_names);
+    struct ev_loop *loop = cw->w.loop;
+    struct tunnel *t = tunnel_new(&cw->w, &client_names);
     struct cli_hs *h = t ? calloc(1, sizeof *h) : NULL;
     if (!h) {
         if (t)
@@ -398,10 +419,10 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
     }
     h->l = l;
     h->fd = -1;
-    wsg_conn_init(&h->conn, cl->loop, t, conn_read_cb, conn_write_cb, hs_timeout_cb);
+    wsg_conn_init(&h->conn, loop, t, conn_read_cb, conn_write_cb, hs_timeout_cb);
     t->hs = h;
     t->hs_free = hs_free;
-    t->seq = ++cl->seq;
+    t->seq = __atomic_add_fetch(&cl->seq, 1, __ATOMIC_RELAXED);
     t->tcp_fd = rfd;
     if (wfd != rfd) {
         t->tcp_wfd = wfd;
@@ -412,7 +433,7 @@ static void start_tunnel(struct listener *l, int rfd, int wfd)
     }
     snprintf(t->dest, sizeof t->dest, "%s", l->url);
     wsg_conn_arm(&h->conn, cl->connect_timeout);
-    h->dial = net_dial(cl->loop, l->proxy[0] ? l->proxy : l->dial_target, cl->connect_timeout,
+    h->dial = net_dial(loop, l->proxy[0] ? l->proxy : l->dial_target, cl->connect_timeout,
                        dial_done, t);
     if (!h->dial)
         hs_fail(t, "out of memory");
@@ -499,7 +520,8 @@ static void client_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 {
     (void)peer;
     (void)peerlen;
-    start_tunnel(a->data, fd, fd);
+    struct cli_worker *cw = ((struct worker *)a->data)->data;
+    start_tunnel(cw, &cw->cl->ls[a->tag], fd, fd);
 }
 
 /* ---- configuration ---- */
@@ -637,52 +659,55 @@ static int add_header(void *target, const char *value, char *err, size_t errlen)
 
 static void client_tunnel_closed(struct tunnel *t)
 {
-    struct client *cl = t->w->owner;
-    cl->stdio_ok = !t->failed;
+    struct cli_worker *cw = t->w->owner;
+    if (cw->cl->stdio)
+        cw->cl->stdio_ok = !t->failed; /* the one tunnel, on the main loop */
 }
 
 static void client_idle(struct wsg_worker *w)
 {
-    struct client *cl = w->owner;
-    if (cl->stdio_ok >= 0 && cl->nls == 1 && cl->ls[0].fd < 0) {
+    struct cli_worker *cw = w->owner;
+    struct client *cl = cw->cl;
+    if (cl->stdio && !cl->shutting_down) {
         ev_break(cl->loop, EVBREAK_ALL); /* --stdio: the one tunnel is over */
         return;
     }
-    if (cl->shutting_down) {
-        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-        ev_break(cl->loop, EVBREAK_ALL);
-    }
+    worker_check_idle(cw->lw); /* a stopping worker is done with its last tunnel */
 }
 
-static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *tm, int revents)
+static unsigned long worker_open_count(struct worker *lw)
 {
-    (void)tm;
-    (void)revents;
-    jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
-    ev_break(loop, EVBREAK_ALL);
+    return __atomic_load_n(&((struct cli_worker *)lw->data)->w.open, __ATOMIC_RELAXED);
+}
+
+static void worker_stopping(struct worker *lw)
+{
+    wsg_worker_stop_sweep(&((struct cli_worker *)lw->data)->w);
+}
+
+static void workers_done(struct workers *set, int timed_out)
+{
+    struct client *cl = set->cfg.data;
+    if (timed_out) {
+        jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
+        _exit(0); /* the kernel closes what is still open, in every thread */
+    }
+    jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+    ev_break(cl->loop, EVBREAK_ALL);
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
+    (void)loop;
     (void)revents;
     struct client *cl = sig->data;
     if (cl->shutting_down)
         return;
     cl->shutting_down = 1;
     jsonlog(JSONLOG_INFO, "Signal received. Start to shutdown");
-    for (size_t i = 0; i < cl->nls; i++) {
-        acceptor_stop(loop, &cl->ls[i].acceptor);
-        close(cl->ls[i].fd);
-        cl->ls[i].fd = -1;
-    }
-    if (cl->worker.open == 0) {
-        jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
-    jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
-    ev_timer_set(&cl->shutdown_timer, cl->shutdown_timeout, 0.);
-    ev_timer_start(loop, &cl->shutdown_timer);
+    if (workers_open(&cl->set))
+        jsonlog(JSONLOG_INFO, "Waiting for all connections to be closed");
+    workers_shutdown(&cl->set, cl->shutdown_timeout);
 }
 
 int main(int argc, char **argv)
@@ -692,6 +717,7 @@ int main(int argc, char **argv)
     const char *iap_id = "", *iap_endpoint = "", *ca_file = "", *stdio_url = NULL;
     int64_t cto = 60000000000LL, sto = 3600000000000LL;
     int compression = 0, map_seen = 0;
+    long long nworkers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     struct wsg_keepalive ka = WSG_KEEPALIVE_DEFAULTS;
     const struct flag_spec specs[] = {
         { "map", 0, FLAG_STRING, &map_path, "FILE",
@@ -723,6 +749,8 @@ int main(int argc, char **argv)
           "Extra CA certificate (PEM) to trust for wss:// and the token endpoint", NULL, NULL,
           NULL },
         WSG_KEEPALIVE_FLAGS(&ka, "server", "--"),
+        { "workers", 0, FLAG_INT, &nworkers, "N",
+          "Event-loop threads sharing the listeners (default: CPUs)", NULL, NULL, "1..256" },
         { "stdio", 0, FLAG_STRING, &stdio_url, "URL",
           "One tunnel over stdin/stdout instead of listeners (ssh ProxyCommand)", NULL, NULL,
           NULL },
@@ -790,9 +818,8 @@ int main(int argc, char **argv)
             return 1;
         }
         n = 1;
-        cl.stdio_ok = 0;
+        cl.stdio = 1;
     } else {
-        cl.stdio_ok = -1;
         n = mapfile_load(map_path, "LISTEN_ADDR,URL", map_add, &cl, err, sizeof err);
     }
     if (n < 0) {
@@ -820,45 +847,91 @@ int main(int argc, char **argv)
     wsg_keepalive_apply(&ka, &cl.opts);
     cl.connect_timeout = (double)cto / 1e9;
     cl.shutdown_timeout = (double)sto / 1e9;
-    cl.worker.loop = cl.loop;
-    cl.worker.opts = &cl.opts;
-    cl.worker.role = WS_ROLE_CLIENT;
-    cl.worker.on_idle = client_idle;
-    cl.worker.owner = &cl;
-    cl.worker.on_close = client_tunnel_closed;
-    for (size_t i = 0; stdio_url && i < 1; i++) {
+    pthread_mutex_init(&cl.token_lock, NULL);
+    /* the listeners first, each logged, so that a port in use is said before
+     * any thread starts */
+    int *fds = calloc(cl.nls + 1, sizeof *fds);
+    const char **names = calloc(cl.nls + 1, sizeof *names);
+    if (!fds || !names) {
+        fprintf(stderr, "wsgate-client: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < cl.nls; i++)
+        cl.ls[i].cl = &cl;
+    for (size_t i = 0; !cl.stdio && i < cl.nls; i++) {
+        struct listener *l = &cl.ls[i];
+        l->fd = net_listen(l->listen, 1024, err, sizeof err);
+        if (l->fd < 0) {
+            fprintf(stderr, "wsgate-client: could not listen %s: %s\n", l->listen, err);
+            return 1;
+        }
+        fds[i] = l->fd;
+        names[i] = l->listen;
+        char bound[160];
+        net_local_name(l->fd, bound, sizeof bound);
+        jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
+                JL_STR("address", bound), JL_STR("upstream", l->url));
+    }
+    cl.nworkers = cl.stdio ? 1 : (int)nworkers;
+    cl.workers = calloc((size_t)cl.nworkers, sizeof *cl.workers);
+    if (!cl.workers) {
+        fprintf(stderr, "wsgate-client: out of memory\n");
+        return 1;
+    }
+    struct workers_config wc = {
+        .n = cl.nworkers,
+        .fds = fds,
+        .names = names,
+        .nfds = cl.stdio ? 0 : (int)cl.nls,
+        .on_accept = client_accept,
+        .open_count = worker_open_count,
+        .on_stop = worker_stopping,
+        .on_done = workers_done,
+        .close_listeners = 1,
+        .data = &cl,
+    };
+    if (workers_init(&cl.set, cl.loop, &wc) < 0) {
+        fprintf(stderr, "wsgate-client: cannot create event loops: %s\n", strerror(errno));
+        return 1;
+    }
+    for (int i = 0; i < cl.nworkers; i++) {
+        struct cli_worker *cw = &cl.workers[i];
+        cw->cl = &cl;
+        cw->lw = &cl.set.w[i];
+        cw->lw->data = cw;
+        cw->w.loop = cw->lw->loop;
+        cw->w.opts = &cl.opts;
+        cw->w.role = WS_ROLE_CLIENT;
+        cw->w.on_idle = client_idle;
+        cw->w.on_close = client_tunnel_closed;
+        cw->w.owner = cw;
+        wsg_worker_start_sweep(&cw->w);
+    }
+    if (workers_run(&cl.set) < 0) {
+        fprintf(stderr, "wsgate-client: cannot start worker threads: %s\n", strerror(errno));
+        return 1;
+    }
+    if (cl.stdio) {
         struct listener *l = &cl.ls[0];
-        l->cl = &cl;
         l->fd = -1;
         int in = dup(0), out = dup(1);
         if (in < 0 || out < 0 || net_set_nonblock(in) < 0 || net_set_nonblock(out) < 0) {
             fprintf(stderr, "wsgate-client: --stdio: %s\n", strerror(errno));
             return 1;
         }
-        start_tunnel(l, in, out);
-    }
-    for (size_t i = 0; !stdio_url && i < cl.nls; i++) {
-        struct listener *l = &cl.ls[i];
-        l->cl = &cl;
-        l->fd = net_listen(l->listen, 1024, err, sizeof err);
-        if (l->fd < 0) {
-            fprintf(stderr, "wsgate-client: could not listen %s: %s\n", l->listen, err);
-            return 1;
-        }
-        char bound[160];
-        net_local_name(l->fd, bound, sizeof bound);
-        jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
-                JL_STR("address", bound), JL_STR("upstream", l->url));
-        acceptor_start(cl.loop, &l->acceptor, l->fd, l->listen, client_accept, l);
+        start_tunnel(&cl.workers[0], l, in, out);
     }
     ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);
     cl.sigterm.data = &cl;
     ev_signal_start(cl.loop, &cl.sigterm);
-    wsg_worker_start_sweep(&cl.worker);
-    ev_init(&cl.shutdown_timer, shutdown_timeout_cb);
     ev_run(cl.loop, 0);
-    wsg_worker_stop_sweep(&cl.worker);
+    if (cl.stdio) /* ended without a shutdown, on the one loop: its buffers go */
+        wsg_worker_stop_sweep(&cl.workers[0].w);
+    workers_free(&cl.set);
     if (cl.token)
         cl.token->free(cl.token);
+    free(cl.workers);
+    free(fds);
+    free(names);
     return stdio_url && cl.stdio_ok != 1 ? 1 : 0;
 }

@@ -1661,6 +1661,40 @@ def test_workers(procs, tmp_path, tcp_peer):
     assert r.returncode == 1 and "-workers" in r.stderr
 
 
+def test_client_workers(procs, tmp_path, tcp_peer):
+    """The client's loops share its listeners too (--workers, default one
+    per CPU): a thread per loop, tunnels spread over them, and SIGTERM waits
+    for the open ones on every loop."""
+    for n in ("1", "3", None):
+        args = ["--workers", n] if n else []
+        g = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, client=True,
+                 client_args=args, name="cw%s" % n)
+        threads = len(os.listdir("/proc/%d/task" % g.client.pid))
+        assert threads == int(n or os.cpu_count()), threads
+        socks = []
+        for i in range(30):
+            s, got = echo_exchange(g.cports["echo"], b"client worker %d" % i)
+            assert got == b"client worker %d" % i
+            socks.append(s)
+        g.client.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert g.client.poll() is None  # waits for the open tunnels
+        for i, s in enumerate(socks):  # still relaying
+            s.sendall(b"after TERM %d" % i)
+            want, got = b"after TERM %d" % i, b""
+            while len(got) < len(want):
+                d = s.recv(100)
+                assert d, got
+                got += d
+            assert got == want
+            s.close()
+        assert g.client.wait(timeout=20) == 0
+        assert [e for e in g.client_log() if e.get("msg") == "All connections closed. Shutdown"]
+    r = subprocess.run([CLIENT, "--workers", "0", "--map", "x"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1 and "--workers" in r.stderr
+
+
 # ---------------------------------------------------------------- HTTP proxy
 
 class ConnectProxy:
