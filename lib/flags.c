@@ -452,7 +452,14 @@ void flags_usage(const struct flags_def *def, FILE *out)
 
 void flags_print_version(const char *prog)
 {
-    printf("%s version %s\n", prog, OPSKIT_VERSION);
+    /* the shape of the Go originals' -version: "NAME VER", "Compiler: NAME VER" */
+    printf("%s %s\nCompiler: %s\n", prog, OPSKIT_VERSION,
+#ifdef __clang__
+           "clang " __clang_version__
+#else
+           "gcc " __VERSION__
+#endif
+    );
 }
 
 void flags_parse_or_exit(const struct flags_def *def, int argc, char **argv, int *first_operand)

@@ -314,17 +314,6 @@ static int parse_pp(void *target, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-static void print_version(void)
-{
-    printf("motarei %s\nCompiler: %s\n", OPSKIT_VERSION,
-#ifdef __clang__
-           "clang " __clang_version__
-#else
-           "gcc " __VERSION__
-#endif
-    );
-}
-
 /* Does s hold a backend no probe has decided yet? */
 static int probes_pending(const struct mt_snapshot *s)
 {
@@ -418,7 +407,7 @@ int main(int argc, char **argv)
     int first;
     int rc = flags_parse(&def, argc, argv, &first, NULL, 0);
     if (rc == FLAGS_VERSION) {
-        print_version();
+        flags_print_version("motarei");
         return 0;
     }
     flags_parse_or_exit(&def, argc, argv, &first);
