@@ -109,6 +109,7 @@ static void on_signal(int sig)
     switch (sig) {
     case SIGTERM:
     case SIGINT:
+    case SIGQUIT: /* the original flushes on QUIT too */
         sig_term++;
         break;
     case SIGHUP:
@@ -582,11 +583,13 @@ static void setup_signals(sigset_t *waitmask)
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGQUIT);
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGALRM);
     sigprocmask(SIG_BLOCK, &block, waitmask);
     sigdelset(waitmask, SIGTERM);
     sigdelset(waitmask, SIGINT);
+    sigdelset(waitmask, SIGQUIT);
     sigdelset(waitmask, SIGHUP);
     sigdelset(waitmask, SIGALRM);
     struct sigaction sa;
@@ -595,6 +598,7 @@ static void setup_signals(sigset_t *waitmask)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -610,6 +614,7 @@ static void queue_signals(struct state *s)
     sigemptyset(&ours);
     sigaddset(&ours, SIGTERM);
     sigaddset(&ours, SIGINT);
+    sigaddset(&ours, SIGQUIT);
     sigaddset(&ours, SIGHUP);
     sigaddset(&ours, SIGALRM);
     const struct timespec zero = {0, 0};
@@ -660,6 +665,14 @@ static int run(struct state *s, const sigset_t *waitmask)
         /* Write when due (or retry when it is time). */
         if (!s->blocked || now >= s->retry_at) pump(s, finishing || term_seen);
         empty_q = s->q.bytes == 0 && s->q.markers == 0;
+        if (term_seen == 1 && s->blocked && !s->to_stdout && !empty_q) {
+            /* nothing is dropped on TERM: say what the exit waits for */
+            term_seen = 2;
+            fprintf(stderr,
+                    "relaxlogs: TERM/INT received; %" PRIu64 " bytes still to write, waiting "
+                    "until they can be (a second TERM/INT exits and loses them)\n",
+                    s->q.bytes);
+        }
         if (s->to_stdout && finishing && s->blocked) {
             /* No more input will come and the output keeps failing: a bounded
              * wait, none at all after TERM. */

@@ -350,7 +350,9 @@ def test_with_time_prefix_real_offset(procs, tmp_path):
 
 # ---------------------------------------------------------------- signals
 
-def test_term_while_lines_arrive(procs, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT])
+def test_term_while_lines_arrive(procs, tmp_path, sig):
+    """QUIT too: the original flushes its buffer on it."""
     d = str(tmp_path / "logs")
     p = start(procs, tmp_path, ["--log-dir", d])
     lock = threading.Lock()
@@ -374,7 +376,7 @@ def test_term_while_lines_arrive(procs, tmp_path):
     wait_for(lambda: state["sent"] > 20000, timeout=30)
     with lock:
         before = state["sent"]
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(sig)
     assert p.wait(timeout=30) == 0
     state["stop"] = True
     t.join(timeout=10)
@@ -538,6 +540,28 @@ def test_disk_full_then_space_freed(procs, tmp_path, small_tmpfs):
     finish(p, timeout=60)
     assert all_output(d) == head + body
     assert "writing again" in stderr_text(tmp_path)
+
+
+def test_term_while_the_disk_is_full(procs, tmp_path, small_tmpfs):
+    """TERM drops nothing: it says what it waits for, and exits 0 once the
+    buffered lines are written."""
+    d = os.path.join(small_tmpfs, "logs")
+    p = start(procs, tmp_path, ["--log-dir", d])
+    head = lines("head", 10)
+    send(p, head)
+    wait_written(d, head)
+    fill(os.path.join(small_tmpfs, "filler"))
+    body = lines("body", 2000)
+    os.write(p.stdin.fileno(), body)
+    wait_for(lambda: "No space left" in stderr_text(tmp_path), timeout=30, what="ENOSPC report")
+    p.send_signal(signal.SIGTERM)
+    wait_for(lambda: "TERM/INT received" in stderr_text(tmp_path), timeout=30,
+             what="the TERM line")
+    assert "bytes still to write, waiting until they can be" in stderr_text(tmp_path)
+    assert p.poll() is None
+    os.unlink(os.path.join(small_tmpfs, "filler"))
+    assert p.wait(timeout=60) == 0
+    assert all_output(d) == head + body
 
 
 # ---------------------------------------------------------------- bad input
