@@ -490,8 +490,11 @@ int ws_pmd_inflate_output(struct ws_pmd *p, uint8_t *out, size_t cap, size_t *pr
             p->in += used;
             p->in_len -= used;
         }
-        if (p->max_inflated && p->inflated > p->max_inflated)
+        if (p->max_inflated && p->inflated > p->max_inflated) {
+            /* the byte past the bound only told us: not part of the output */
+            *produced -= (size_t)(p->inflated - p->max_inflated);
             return inflate_fail(p, WS_CLOSE_TOO_BIG, "inflated message too big");
+        }
         if (r == Z_STREAM_END) {
             /* The peer ended the deflate stream (BFINAL, RFC 7692 7.2.3.4).
              * What follows, if anything, starts a new stream (the RFC's

@@ -479,7 +479,8 @@ static void inflate_some(struct tunnel *t)
         } else if (rc != 1) {
             t->down.inflating = false;
             tunnel_fail(t, AT_WS_READ, "NextReader", t->pmd.error ? t->pmd.error : "inflate failed",
-                        (uint16_t)rc, "bad compressed message");
+                        (uint16_t)rc,
+                        rc == WS_CLOSE_TOO_BIG ? "message too big" : "bad compressed message");
         }
     }
 }

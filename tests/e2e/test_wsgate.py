@@ -1280,7 +1280,12 @@ def test_compression_interop_with_websockets(procs, tmp_path, tcp_peer):
                 while True:
                     await asyncio.wait_for(ws.recv(), 20)
             assert ws.close_code == 1009
+            assert ws.close_reason == "message too big"
     arun(main())
+    # the upstream got no more than the limit of it
+    finals = wait_for(lambda: [e for e in g.finals() if e.get("read", 0) > 1000000] or None,
+                      what="the bomb's final line")
+    assert finals[0]["read"] <= 1 << 20, finals
 
     # without -enable_compression nothing is negotiated, and that is fine
     g2 = Gate(procs, tmp_path, {"echo": "127.0.0.1:%d" % tcp_peer()}, name="plain")
