@@ -3,6 +3,7 @@
  * dial, RFC 6455 upgrade) and hands each upgraded connection to a tunnel
  * (tunnel.c). One libev loop; all per-connection state lives in struct
  * tunnel so a worker thread can own it. */
+#include <ctype.h>
 #include <errno.h>
 #include <ev.h>
 #include <pthread.h>
@@ -335,9 +336,33 @@ static void server_tunnel_closed(struct tunnel *t)
 
 /* The endpoints that are not tunnels: health (/, /live), /metrics, and 404
  * for anything but /proxy/NAME. Returns NAME, or NULL once answered. */
-static const char *route_endpoint(struct tunnel *t, const char *path)
+/* Decode %XX in place, as Go's URL.Path is (so /proxy/ech%6f is /proxy/echo
+ * for the router). -1 on a bad escape. */
+static int path_unescape(char *p)
+{
+    char *o = p;
+    for (; *p; p++) {
+        if (*p != '%') {
+            *o++ = *p;
+            continue;
+        }
+        if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+            return -1;
+        char hex[3] = { p[1], p[2], 0 };
+        *o++ = (char)strtol(hex, NULL, 16);
+        p += 2;
+    }
+    *o = '\0';
+    return 0;
+}
+
+static const char *route_endpoint(struct tunnel *t, char *path)
 {
     struct server *srv = ((struct srv_hs *)t->hs)->srv;
+    if (path_unescape(path) < 0) {
+        respond(t, 400, "400 Bad Request: invalid URL escape\n", NULL);
+        return NULL;
+    }
     if (strcmp(path, "/") == 0 || strcmp(path, "/live") == 0) {
         respond(t, 200, "OK\n", NULL);
         return NULL;
@@ -436,13 +461,13 @@ static bool route_upgrade(struct tunnel *t)
 }
 
 /* A complete request head: answer it, or dial its upstream (the 101 is sent
- * once the dial succeeded, see dial_done). */
-static void route(struct tunnel *t)
+ * once the dial succeeded, see dial_done). path: the request's, decoded here. */
+static void route_path(struct tunnel *t, char *path)
 {
     struct srv_hs *h = t->hs;
     const struct ws_hs_request *r = &h->parser.req;
     snprintf(SF(t)->xff, sizeof SF(t)->xff, "%s", r->extra[HDR_XFF] ? r->extra[HDR_XFF] : "");
-    const char *name = route_endpoint(t, r->path ? r->path : "");
+    const char *name = route_endpoint(t, path);
     if (!name)
         return;
     snprintf(t->dest, sizeof t->dest, "%s", name);
@@ -456,6 +481,18 @@ static void route(struct tunnel *t)
     h->dial = net_dial(t->w->loop, up, h->srv->opts.dial_timeout, dial_done, t);
     if (!h->dial)
         respond(t, 500, "Could not connect upstream: out of memory\n", NULL);
+}
+
+static void route(struct tunnel *t)
+{
+    const struct ws_hs_request *r = &((struct srv_hs *)t->hs)->parser.req;
+    char *path = strdup(r->path ? r->path : "");
+    if (!path) {
+        respond(t, 500, "out of memory\n", NULL);
+        return;
+    }
+    route_path(t, path);
+    free(path);
 }
 
 static void hs_read_cb(struct ev_loop *loop, ev_io *io, int revents)

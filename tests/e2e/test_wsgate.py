@@ -247,6 +247,10 @@ def test_health_and_routing(procs, tmp_path, tcp_peer):
     # a plain GET of a mapped name is not an upgrade: refused, and nothing is relayed
     status, _, body = http_raw(g.port, b"GET /proxy/echo HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status in (400, 426), (status, body)
+    # the router sees the decoded path, as Go's does: ech%6f is echo
+    assert http_status(g.port, upgrade_request("ech%6f")) == 101
+    status, _, body = http_raw(g.port, upgrade_request("ech%zz"))
+    assert status == 400, (status, body)
 
 
 def test_dial_failure_is_500(procs, tmp_path):
