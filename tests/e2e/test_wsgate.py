@@ -395,9 +395,23 @@ def start_memcached(procs):
     return port
 
 
-def test_memcached_through_client_and_server(procs, tmp_path):
+def gate_mode_args(mode, rsa_keys):
+    """Server and client flags for a test mode: "plain", or "jwt+deflate"
+    (RS256 tokens signed by the client, verified by the server, and
+    permessage-deflate)."""
+    if mode == "plain":
+        return [], []
+    key, pub = rsa_keys["good"]
+    return (["-public-key", str(pub), "-enable_compression"],
+            ["--private-key", str(key), "--private-key-user", "tester", "--enable-compression"])
+
+
+@pytest.mark.parametrize("mode", ["plain", "jwt+deflate"])
+def test_memcached_through_client_and_server(procs, tmp_path, mode, rsa_keys):
     mc = start_memcached(procs)
-    g = Gate(procs, tmp_path, {"memcached": "127.0.0.1:%d" % mc}, client=True)
+    sargs, cargs = gate_mode_args(mode, rsa_keys)
+    g = Gate(procs, tmp_path, {"memcached": "127.0.0.1:%d" % mc}, client=True,
+             server_args=sargs, client_args=cargs)
     port = g.cports["memcached"]
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
         s.sendall(b"set wsgate 0 0 5\r\nhello\r\n")
@@ -430,6 +444,8 @@ def test_memcached_through_client_and_server(procs, tmp_path):
     assert big["destination"] == "memcached" and big["upstream"] == "127.0.0.1:%d" % mc
     connected = [e for e in g.server_log() if e.get("status") == "Connected"]
     assert len(connected) >= 2
+    if mode != "plain":  # the user is the token's subject
+        assert all(e["user-email"] == "tester" for e in connected), connected
     cfin = wait_for(lambda: [e for e in g.client_log() if e.get("status") == "Suceeded"],
                     what="client final lines")
     assert cfin
@@ -471,8 +487,11 @@ def mariadb_cli(port, sql, extra=(), timeout=120):
                           capture_output=True, timeout=timeout)
 
 
-def test_mariadb_select_and_10mb_roundtrip(procs, tmp_path, mariadb):
-    g = Gate(procs, tmp_path, {"mysql": "127.0.0.1:%d" % mariadb["port"]}, client=True)
+@pytest.mark.parametrize("mode", ["plain", "jwt+deflate"])
+def test_mariadb_select_and_10mb_roundtrip(procs, tmp_path, mariadb, mode, rsa_keys):
+    sargs, cargs = gate_mode_args(mode, rsa_keys)
+    g = Gate(procs, tmp_path, {"mysql": "127.0.0.1:%d" % mariadb["port"]}, client=True,
+             server_args=sargs, client_args=cargs)
     port = g.cports["mysql"]
     r = mariadb_cli(port, "SELECT 1")
     assert r.returncode == 0, r.stderr
@@ -1142,9 +1161,10 @@ def rss_kb(pid):
 
 
 def test_backpressure_bounds_memory(procs, tmp_path):
-    """An upstream that stops reading: the sender blocks, the gateway's memory
-    stays bounded, and once the upstream reads again every byte arrives."""
-    total = 200 * 1024 * 1024
+    """1 GiB to an upstream that first stops reading, then reads slowly: the
+    sender blocks, the gateway's memory stays bounded all along, and every
+    byte arrives."""
+    total = 1024 * 1024 * 1024
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(1)
@@ -1155,10 +1175,11 @@ def test_backpressure_bounds_memory(procs, tmp_path):
         c, _ = lst.accept()
         release.wait(60)
         while True:
-            d = c.recv(1 << 20)
+            d = c.recv(256 * 1024)
             if not d:
                 break
             got["n"] += len(d)
+            time.sleep(0.001)  # slow: at most ~250 MB/s
         c.close()
     th = threading.Thread(target=upstream, daemon=True)
     th.start()
@@ -1184,8 +1205,13 @@ def test_backpressure_bounds_memory(procs, tmp_path):
     for pid, grow in peak.items():
         assert grow < 16 * 1024, (pid, grow)  # KiB: a couple of buffers, not the stream
     release.set()
+    deadline = time.monotonic() + 180
+    while th.is_alive() and time.monotonic() < deadline:  # and while it reads slowly
+        for p in (g.server, g.client):
+            grow = rss_kb(p.pid) - base[p.pid]
+            assert grow < 16 * 1024, (p.pid, grow, got["n"])
+        th.join(0.2)
     st.join(120)
-    th.join(120)
     assert got["n"] == total
 
 
