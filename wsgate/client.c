@@ -576,7 +576,8 @@ static int parse_url(struct listener *l, const char *url, char *why, size_t whyl
     if (rc < 0)
         return rc;
     net_split_hostport(l->dial_target, h, sizeof h, p, sizeof p, why, whylen);
-    snprintf(l->origin, sizeof l->origin, "%s://%s", tls ? "https" : "http", hostport);
+    /* the URL's own scheme, as the original sends it (ws://h for a ws:// URL) */
+    snprintf(l->origin, sizeof l->origin, "%.*s%s", (int)(rest - url), url, hostport);
     l->tls = tls;
     snprintf(l->host, sizeof l->host, "%s", h);
     if (tls)

@@ -695,6 +695,9 @@ def test_client_fragments_ping_close_code(procs, tmp_path):
                     break
                 buf += d
         assert buf == b"one-two-three\npong ok\n"
+        # Origin carries the URL's scheme as written, as the original's does
+        assert {k.lower(): v for k, v in peer.headers[0][1].items()}["origin"] == \
+            "ws://127.0.0.1:%d" % peer.port
         fin = wait_for(lambda: [e for e in read_log(log) if e.get("status") in
                                 ("Failed", "Suceeded")], what="client final line")
         assert fin[0]["status"] == "Failed"  # 4000 is not a normal close
