@@ -53,10 +53,9 @@ struct listener {
 
 struct client;
 
-/* One event loop of the client: its tunnels (w), its lib/workers loop. */
+/* One event loop of the client: its tunnels (w; w.lw its lib/workers loop). */
 struct cli_worker {
     struct wsg_worker w;
-    struct worker *lw;
     struct client *cl;
 };
 
@@ -520,7 +519,7 @@ static void client_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 {
     (void)peer;
     (void)peerlen;
-    struct cli_worker *cw = ((struct worker *)a->data)->data;
+    struct cli_worker *cw = ((struct wsg_worker *)((struct worker *)a->data)->data)->owner;
     start_tunnel(cw, &cw->cl->ls[a->tag], fd, fd);
 }
 
@@ -673,28 +672,7 @@ static void client_idle(struct wsg_worker *w)
         ev_break(cl->loop, EVBREAK_ALL); /* --stdio: the one tunnel is over */
         return;
     }
-    worker_check_idle(cw->lw); /* a stopping worker is done with its last tunnel */
-}
-
-static unsigned long worker_open_count(struct worker *lw)
-{
-    return __atomic_load_n(&((struct cli_worker *)lw->data)->w.open, __ATOMIC_RELAXED);
-}
-
-static void worker_stopping(struct worker *lw)
-{
-    wsg_worker_stop_sweep(&((struct cli_worker *)lw->data)->w);
-}
-
-static void workers_done(struct workers *set, int timed_out)
-{
-    struct client *cl = set->cfg.data;
-    if (timed_out) {
-        jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
-        _exit(0); /* the kernel closes what is still open, in every thread */
-    }
-    jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-    ev_break(cl->loop, EVBREAK_ALL);
+    worker_check_idle(w->lw); /* a stopping worker is done with its last tunnel */
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -885,9 +863,9 @@ int main(int argc, char **argv)
         .names = names,
         .nfds = cl.stdio ? 0 : (int)cl.nls,
         .on_accept = client_accept,
-        .open_count = worker_open_count,
-        .on_stop = worker_stopping,
-        .on_done = workers_done,
+        .open_count = wsg_worker_open_count,
+        .on_stop = wsg_worker_stopping,
+        .on_done = wsg_workers_done,
         .close_listeners = 1,
         .data = &cl,
     };
@@ -898,15 +876,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < cl.nworkers; i++) {
         struct cli_worker *cw = &cl.workers[i];
         cw->cl = &cl;
-        cw->lw = &cl.set.w[i];
-        cw->lw->data = cw;
-        cw->w.loop = cw->lw->loop;
         cw->w.opts = &cl.opts;
         cw->w.role = WS_ROLE_CLIENT;
         cw->w.on_idle = client_idle;
         cw->w.on_close = client_tunnel_closed;
         cw->w.owner = cw;
-        wsg_worker_start_sweep(&cw->w);
+        wsg_worker_attach(&cw->w, &cl.set.w[i]);
     }
     if (workers_run(&cl.set) < 0) {
         fprintf(stderr, "wsgate-client: cannot start worker threads: %s\n", strerror(errno));

@@ -33,9 +33,8 @@ struct server;
  * every connection it accepted. Worker 0 runs on the main thread's loop,
  * which also handles the signals. */
 struct srv_worker {
-    struct wsg_worker w;
+    struct wsg_worker w; /* w.lw: its loop in srv->set */
     struct server *srv;
-    struct worker *lw; /* its loop in srv->set */
 };
 
 struct server {
@@ -570,7 +569,7 @@ static void server_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 {
     (void)peer;
     (void)peerlen;
-    struct srv_worker *sw = ((struct worker *)a->data)->data;
+    struct srv_worker *sw = ((struct wsg_worker *)((struct worker *)a->data)->data)->owner;
     struct server *srv = sw->srv;
     struct ev_loop *loop = sw->w.loop;
     struct tunnel *t = tunnel_new(&sw->w, &server_names);
@@ -605,29 +604,7 @@ static void server_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 /* A worker's last tunnel closed: if it is stopping, it is done. */
 static void worker_idle(struct wsg_worker *w)
 {
-    worker_check_idle(((struct srv_worker *)w->owner)->lw);
-}
-
-static unsigned long worker_open_count(struct worker *lw)
-{
-    return LOAD(((struct srv_worker *)lw->data)->w.open);
-}
-
-static void worker_stopping(struct worker *lw)
-{
-    struct srv_worker *sw = lw->data;
-    wsg_worker_stop_sweep(&sw->w);
-}
-
-static void workers_done(struct workers *set, int timed_out)
-{
-    struct server *srv = set->cfg.data;
-    if (timed_out) {
-        jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
-        _exit(0); /* the kernel closes what is still open, in every thread */
-    }
-    jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
-    ev_break(srv->loop, EVBREAK_ALL);
+    worker_check_idle(w->lw);
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -837,9 +814,9 @@ int main(int argc, char **argv)
         .fds = &srv.listen_fd,
         .nfds = 1,
         .on_accept = server_accept,
-        .open_count = worker_open_count,
-        .on_stop = worker_stopping,
-        .on_done = workers_done,
+        .open_count = wsg_worker_open_count,
+        .on_stop = wsg_worker_stopping,
+        .on_done = wsg_workers_done,
         .close_listeners = 1,
         .data = &srv,
     };
@@ -850,9 +827,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < srv.nworkers; i++) {
         struct srv_worker *sw = &srv.workers[i];
         sw->srv = &srv;
-        sw->lw = &srv.set.w[i];
-        sw->lw->data = sw;
-        sw->w.loop = sw->lw->loop;
         sw->w.opts = &srv.opts;
         sw->w.role = WS_ROLE_SERVER;
         sw->w.on_idle = worker_idle;
@@ -860,7 +834,7 @@ int main(int argc, char **argv)
         sw->w.app_size = sizeof(struct srv_fields);
         sw->w.log_fields = srv_log_fields;
         sw->w.owner = sw;
-        wsg_worker_start_sweep(&sw->w);
+        wsg_worker_attach(&sw->w, &srv.set.w[i]);
     }
     if (workers_run(&srv.set) < 0) {
         fprintf(stderr, "wsgate-server: cannot start worker threads: %s\n", strerror(errno));

@@ -19,6 +19,7 @@
 
 #include "jsonlog.h"
 #include "net.h"
+#include "workers.h"
 
 static void ws_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void tcp_read_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -205,6 +206,34 @@ void wsg_worker_stop_sweep(struct wsg_worker *w)
 {
     ev_timer_stop(w->loop, &w->sweep);
     drop_io_cache(w);
+}
+
+void wsg_worker_attach(struct wsg_worker *w, struct worker *lw)
+{
+    w->lw = lw;
+    w->loop = lw->loop;
+    lw->data = w;
+    wsg_worker_start_sweep(w);
+}
+
+unsigned long wsg_worker_open_count(struct worker *lw)
+{
+    return __atomic_load_n(&((struct wsg_worker *)lw->data)->open, __ATOMIC_RELAXED);
+}
+
+void wsg_worker_stopping(struct worker *lw)
+{
+    wsg_worker_stop_sweep(lw->data);
+}
+
+void wsg_workers_done(struct workers *set, int timed_out)
+{
+    if (timed_out) {
+        jsonlog(JSONLOG_INFO, "Timeout, close some connections. Shutdown");
+        _exit(0); /* the kernel closes what is still open, in every thread */
+    }
+    jsonlog(JSONLOG_INFO, "All connections closed. Shutdown");
+    ev_break(set->main_loop, EVBREAK_ALL);
 }
 
 /* ---- logging ---- */

@@ -167,6 +167,7 @@ struct wsg_worker {
     uint8_t *cached[WSG_IO_CACHE]; /* free relay buffers (see tunnel.c) */
     unsigned ncached;
     bool cache_hit;          /* one was taken since the last sweep */
+    struct worker *lw;       /* its lib/workers loop (wsg_worker_attach), or NULL */
     void *owner;
 };
 
@@ -279,6 +280,18 @@ void wsg_worker_start_sweep(struct wsg_worker *w);
 /* Stop it (a worker that stops) and free the buffers the worker keeps for
  * new tunnels; tunnels that close after this free theirs. */
 void wsg_worker_stop_sweep(struct wsg_worker *w);
+
+/* Both programs run their tunnels on lib/workers loops: bind w to its loop
+ * lw (lw->data = w, w->loop = lw->loop) and start its sweep. The rest are
+ * the workers_config callbacks for such loops: open tunnels, stop the sweep
+ * when a loop stops accepting, and the end of a shutdown (logs the
+ * originals' line, breaks the main loop; after the timeout, exits 0). */
+struct worker;
+struct workers;
+void wsg_worker_attach(struct wsg_worker *w, struct worker *lw);
+unsigned long wsg_worker_open_count(struct worker *lw);
+void wsg_worker_stopping(struct worker *lw);
+void wsg_workers_done(struct workers *set, int timed_out);
 
 /* Allocate a tunnel on worker w (counted in w->open). fds are not set yet. */
 struct tunnel *tunnel_new(struct wsg_worker *w, const struct wsg_disconnect_names *names);
