@@ -161,6 +161,20 @@ int net_listen(const char *hostport, int backlog, char *err, size_t errlen)
     return fd;
 }
 
+void net_addr_unmap_v4(const struct sockaddr_storage *in, struct sockaddr_storage *out)
+{
+    const struct sockaddr_in6 *a6 = (const void *)in;
+    if (in->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+        *out = *in;
+        return;
+    }
+    struct sockaddr_in *a4 = (void *)out;
+    memset(out, 0, sizeof *out);
+    a4->sin_family = AF_INET;
+    a4->sin_port = a6->sin6_port;
+    memcpy(&a4->sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+}
+
 void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen)
 {
     char ip[INET6_ADDRSTRLEN];
@@ -174,9 +188,11 @@ void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t
     } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            /* an IPv4 peer of a dual-stack socket: written as the IPv4 it is */
-            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof ip);
-            snprintf(buf, buflen, "%s:%u", ip, ntohs(in6->sin6_port));
+            struct sockaddr_storage ss, v4;
+            memcpy(&ss, sa, sizeof *in6);
+            net_addr_unmap_v4(&ss, &v4);
+            net_format_addr((const struct sockaddr *)&v4, sizeof(struct sockaddr_in), buf,
+                            buflen);
             return;
         }
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);

@@ -32,7 +32,12 @@ int net_set_nodelay(int fd);
  * connection, and 1024 would cap it at a few hundred. */
 void net_raise_fd_limit(void);
 
-/* Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path". */
+/* An IPv4 peer of a dual-stack socket (::ffff:a.b.c.d) as the IPv4 address it
+ * is (AF_INET), as Go's net gives it; any other address copied as it is. */
+void net_addr_unmap_v4(const struct sockaddr_storage *in, struct sockaddr_storage *out);
+
+/* Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path" (an
+ * IPv4 peer of a dual-stack socket as IPv4, see net_addr_unmap_v4). */
 void net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen);
 /* The peer address of a connected socket, formatted as above ("" on error). */
 void net_peer_name(int fd, char *buf, size_t buflen);

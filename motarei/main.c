@@ -334,14 +334,8 @@ static void wait_first_probes(struct motarei *m)
     for (int tick = 0; tick < 300 && probes_pending(m->loops[0].snap); tick++) {
         struct timespec t = { 0, 10 * 1000 * 1000 };
         nanosleep(&t, NULL);
-        for (int i = 0; i < m->nloops; i++) {
-            struct mt_snapshot *s =
-                __atomic_exchange_n(&m->loops[i].pending, NULL, __ATOMIC_ACQ_REL);
-            if (s) {
-                mt_snapshot_unref(m->loops[i].snap);
-                m->loops[i].snap = s;
-            }
-        }
+        for (int i = 0; i < m->nloops; i++)
+            mt_loop_take_snapshot(&m->loops[i]);
     }
 }
 
@@ -577,9 +571,8 @@ int main(int argc, char **argv)
         fatal("failed first discovery", err);
     mt_list_free(&list);
     /* the first snapshot is waiting in each loop's slot: take it before accepting */
-    for (int i = 0; i < m.nloops; i++) {
-        m.loops[i].snap = __atomic_exchange_n(&m.loops[i].pending, NULL, __ATOMIC_ACQ_REL);
-    }
+    for (int i = 0; i < m.nloops; i++)
+        mt_loop_take_snapshot(&m.loops[i]);
     if (check != MT_CHECK_NONE)
         wait_first_probes(&m);
     if (metrics) {

@@ -83,28 +83,13 @@ static void relay_closed(struct relay *r, enum relay_end why, const char *reason
 }
 
 /* PROXY protocol header for the client's connection (v1 text or v2 binary). */
-/* An IPv4 client of a dual-stack [::] listener shows as ::ffff:a.b.c.d: the
- * PROXY header gives it as the IPv4 address it is (as Go's net does for the
- * original), so a backend that trusts 127.0.0.1 sees 127.0.0.1. */
-static void unmap_v4(const struct sockaddr_storage *in, struct sockaddr_storage *out)
-{
-    const struct sockaddr_in6 *a6 = (const void *)in;
-    if (in->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
-        *out = *in;
-        return;
-    }
-    struct sockaddr_in *a4 = (void *)out;
-    memset(out, 0, sizeof *out);
-    a4->sin_family = AF_INET;
-    a4->sin_port = a6->sin6_port;
-    memcpy(&a4->sin_addr, &a6->sin6_addr.s6_addr[12], 4);
-}
-
 static size_t proxy_header(const struct conn *c, int version, uint8_t *buf, size_t len)
 {
+    /* an IPv4 client of a dual-stack [::] listener goes in as IPv4 (as the
+     * original's Go net gives it), so a backend trusting 127.0.0.1 sees it */
     struct sockaddr_storage peer, local;
-    unmap_v4(&c->peer, &peer);
-    unmap_v4(&c->local, &local);
+    net_addr_unmap_v4(&c->peer, &peer);
+    net_addr_unmap_v4(&c->local, &local);
     const struct sockaddr *p = (const struct sockaddr *)&peer;
     const struct sockaddr *l = (const struct sockaddr *)&local;
     int fam = p->sa_family == l->sa_family ? p->sa_family : AF_UNSPEC;
@@ -271,16 +256,20 @@ void mt_proxy_accept(struct acceptor *a, int fd, const struct sockaddr *peer, so
 
 /* ---- snapshot hand-over: discovery thread → each loop ---- */
 
-static void snap_async_cb(struct ev_loop *loop, ev_async *a, int revents)
+void mt_loop_take_snapshot(struct mt_loop *ml)
 {
-    (void)loop;
-    (void)revents;
-    struct mt_loop *ml = a->data;
     struct mt_snapshot *s = __atomic_exchange_n(&ml->pending, NULL, __ATOMIC_ACQ_REL);
     if (!s)
         return;
     mt_snapshot_unref(ml->snap);
     ml->snap = s;
+}
+
+static void snap_async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    mt_loop_take_snapshot(a->data);
 }
 
 void mt_loop_init(struct mt_loop *ml, struct motarei *m, struct worker *w)

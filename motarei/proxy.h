@@ -46,6 +46,9 @@ struct motarei {
 
 void mt_loop_init(struct mt_loop *ml, struct motarei *m, struct worker *w);
 void mt_loop_free(struct mt_loop *ml);
+/* Make the newest published snapshot the loop's own, if one is waiting (on
+ * the loop's thread, or before the loops run). */
+void mt_loop_take_snapshot(struct mt_loop *ml);
 /* The discovery thread's publish callback (arg = struct motarei *). */
 void mt_publish(void *arg, struct mt_snapshot *s);
 /* acceptor callback of every listener (tag = index of the private port). */

@@ -634,7 +634,7 @@ static void queue_signals(struct state *s)
 static int run(struct state *s, const sigset_t *waitmask)
 {
     int64_t term_deadline = 0;
-    int term_seen = 0;
+    int term_seen = 0, term_wait_said = 0;
     for (;;) {
         if (sig_term && !term_seen) {
             term_seen = 1;
@@ -665,9 +665,9 @@ static int run(struct state *s, const sigset_t *waitmask)
         /* Write when due (or retry when it is time). */
         if (!s->blocked || now >= s->retry_at) pump(s, finishing || term_seen);
         empty_q = s->q.bytes == 0 && s->q.markers == 0;
-        if (term_seen == 1 && s->blocked && !s->to_stdout && !empty_q) {
+        if (term_seen && !term_wait_said && s->blocked && !s->to_stdout && !empty_q) {
             /* nothing is dropped on TERM: say what the exit waits for */
-            term_seen = 2;
+            term_wait_said = 1;
             fprintf(stderr,
                     "relaxlogs: TERM/INT received; %" PRIu64 " bytes still to write, waiting "
                     "until they can be (a second TERM/INT exits and loses them)\n",

@@ -47,7 +47,6 @@ struct listener {
     int tls;
     char proxy[300];       /* HTTP proxy host:port for CONNECT, "" = direct */
     char *proxy_auth;      /* "Proxy-Authorization: Basic ..." or NULL (owned) */
-    int fd;
     int lineno;            /* of its map line, for duplicate reports */
 };
 
@@ -519,7 +518,7 @@ static void client_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 {
     (void)peer;
     (void)peerlen;
-    struct cli_worker *cw = ((struct wsg_worker *)((struct worker *)a->data)->data)->owner;
+    struct cli_worker *cw = wsg_accept_owner(a);
     start_tunnel(cw, &cw->cl->ls[a->tag], fd, fd);
 }
 
@@ -620,7 +619,6 @@ static int map_add(void *arg, const char *key, const char *value, int lineno, ch
         return rc;
     if (setup_proxy(l, why, whylen) < 0)
         return -1;
-    l->fd = -1;
     cl->nls++;
     return 0;
 }
@@ -839,15 +837,14 @@ int main(int argc, char **argv)
         cl.ls[i].cl = &cl;
     for (size_t i = 0; !cl.stdio && i < cl.nls; i++) {
         struct listener *l = &cl.ls[i];
-        l->fd = net_listen(l->listen, 1024, err, sizeof err);
-        if (l->fd < 0) {
+        fds[i] = net_listen(l->listen, 1024, err, sizeof err);
+        if (fds[i] < 0) {
             fprintf(stderr, "wsgate-client: could not listen %s: %s\n", l->listen, err);
             return 1;
         }
-        fds[i] = l->fd;
         names[i] = l->listen;
         char bound[160];
-        net_local_name(l->fd, bound, sizeof bound);
+        net_local_name(fds[i], bound, sizeof bound);
         jsonlog(JSONLOG_INFO, "Create map", JL_STR("listen", l->listen),
                 JL_STR("address", bound), JL_STR("upstream", l->url));
     }
@@ -888,14 +885,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cl.stdio) {
-        struct listener *l = &cl.ls[0];
-        l->fd = -1;
         int in = dup(0), out = dup(1);
         if (in < 0 || out < 0 || net_set_nonblock(in) < 0 || net_set_nonblock(out) < 0) {
             fprintf(stderr, "wsgate-client: --stdio: %s\n", strerror(errno));
             return 1;
         }
-        start_tunnel(&cl.workers[0], l, in, out);
+        start_tunnel(&cl.workers[0], &cl.ls[0], in, out);
     }
     ev_signal_init(&cl.sigterm, sigterm_cb, SIGTERM);
     cl.sigterm.data = &cl;

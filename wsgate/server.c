@@ -333,8 +333,6 @@ static void server_tunnel_closed(struct tunnel *t)
 /* ---- routing a request: one stage each; a stage that answered returns
  * NULL/false and the request goes no further ---- */
 
-/* The endpoints that are not tunnels: health (/, /live), /metrics, and 404
- * for anything but /proxy/NAME. Returns NAME, or NULL once answered. */
 /* Decode %XX in place, as Go's URL.Path is (so /proxy/ech%6f is /proxy/echo
  * for the router). -1 on a bad escape. */
 static int path_unescape(char *p)
@@ -355,6 +353,9 @@ static int path_unescape(char *p)
     return 0;
 }
 
+/* The endpoints that are not tunnels: health (/, /live), /metrics, and 404
+ * for anything but /proxy/NAME. path is decoded in place first. Returns NAME
+ * (inside path), or NULL once answered. */
 static const char *route_endpoint(struct tunnel *t, char *path)
 {
     struct server *srv = ((struct srv_hs *)t->hs)->srv;
@@ -569,7 +570,7 @@ static void server_accept(struct acceptor *a, int fd, const struct sockaddr *pee
 {
     (void)peer;
     (void)peerlen;
-    struct srv_worker *sw = ((struct wsg_worker *)((struct worker *)a->data)->data)->owner;
+    struct srv_worker *sw = wsg_accept_owner(a);
     struct server *srv = sw->srv;
     struct ev_loop *loop = sw->w.loop;
     struct tunnel *t = tunnel_new(&sw->w, &server_names);

@@ -216,6 +216,11 @@ void wsg_worker_attach(struct wsg_worker *w, struct worker *lw)
     wsg_worker_start_sweep(w);
 }
 
+void *wsg_accept_owner(const struct acceptor *a)
+{
+    return ((struct wsg_worker *)((struct worker *)a->data)->data)->owner;
+}
+
 unsigned long wsg_worker_open_count(struct worker *lw)
 {
     return __atomic_load_n(&((struct wsg_worker *)lw->data)->open, __ATOMIC_RELAXED);

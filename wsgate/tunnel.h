@@ -288,7 +288,10 @@ void wsg_worker_stop_sweep(struct wsg_worker *w);
  * originals' line, breaks the main loop; after the timeout, exits 0). */
 struct worker;
 struct workers;
+struct acceptor;
 void wsg_worker_attach(struct wsg_worker *w, struct worker *lw);
+/* In an acceptor callback of such a loop: the accepting wsg_worker's owner. */
+void *wsg_accept_owner(const struct acceptor *a);
 unsigned long wsg_worker_open_count(struct worker *lw);
 void wsg_worker_stopping(struct worker *lw);
 void wsg_workers_done(struct workers *set, int timed_out);
